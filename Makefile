@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup: $(STAMP)
+
+# Reinstall only when the project's own install files change.
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m monai_seq2seq.demo --out outputs
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check monai_seq2seq tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/profile_networks.py
+	$(PY) benchmarks/bench_decode.py
+
+clean:
+	rm -rf $(VENV) outputs build *.egg-info .pytest_cache

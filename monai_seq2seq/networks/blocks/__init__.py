@@ -1,0 +1,21 @@
+from .adain import AdaptiveInstanceNorm
+from .conditional import ConditionalConv, ConditionalConvNormAct, ConditionalNorm, Conditioning
+from .conv import ConvNormAct
+from .convlstm import ConvLSTM, ConvLSTMCell
+from .hyperconv import DynamicConv, HyperConv
+from .residual import HyperResBlock, ResBlock
+
+__all__ = [
+    "AdaptiveInstanceNorm",
+    "ConditionalConv",
+    "ConditionalConvNormAct",
+    "ConditionalNorm",
+    "Conditioning",
+    "ConvLSTM",
+    "ConvLSTMCell",
+    "ConvNormAct",
+    "DynamicConv",
+    "HyperConv",
+    "HyperResBlock",
+    "ResBlock",
+]
