@@ -1,0 +1,221 @@
+"""Whole-volume synthesis with a Seq2Seq network: 2.5D slab batches (or 3D sliding windows), all pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.protocols import Protocol, get_protocol
+from .slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
+
+__all__ = ["Seq2SeqSynthesizer"]
+
+
+class Seq2SeqSynthesizer:
+    """Synthesise whole volumes of any target sequence from available source sequences.
+
+    Volumes are frames-first ``(T, X, Y, Z)`` tensors in the normalised [0, 1] space of the transforms (the
+    network works in [-1, 1]; the mapping happens here). In 2.5D mode (``network.spatial_dims == 2``) each axial
+    slice and its neighbours form one network sample; slabs are batched, each source is encoded once per batch
+    and its representation decoded for every requested target, and the volume is reassembled exactly.
+    In 3D mode MONAI's sliding-window inference runs per source and target.
+
+    Args:
+        network: a :class:`~monai_seq2seq.networks.Seq2Seq` (or anything with its ``encode``/``decode`` API).
+        protocol: the protocol the network was trained on (name, file or object).
+        batch_size: slabs per network call (2.5D) or windows per call (3D).
+        device: where the network runs; default: the network's device.
+        reassembly: ``"middle"`` (centre channel of each slab) or ``"mean"`` (average of overlapping slabs).
+        amp: autocast in bfloat16 on CUDA.
+        progress: show a tqdm progress bar.
+        roi_size: 3D mode window size.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        protocol: str | Protocol,
+        batch_size: int = 16,
+        device: str | torch.device | None = None,
+        reassembly: str = "middle",
+        amp: bool = False,
+        progress: bool = True,
+        roi_size: Sequence[int] = (96, 96, 96),
+    ) -> None:
+        self.network = network.eval()
+        self.protocol = get_protocol(protocol)
+        if getattr(network, "num_sequences", len(self.protocol)) != len(self.protocol):
+            raise ValueError(
+                f"the network knows {network.num_sequences} sequences, protocol {self.protocol.name!r} has "
+                f"{len(self.protocol)}."
+            )
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device) if device is not None else next(network.parameters()).device
+        self.network.to(self.device)
+        self.reassembly = reassembly
+        self.amp = amp
+        self.progress = progress
+        self.roi_size = tuple(roi_size)
+        self.spatial_dims = int(getattr(network, "spatial_dims", 2))
+        self.context = int(getattr(network, "in_channels", 3)) // 2
+
+    # ---- checks -----------------------------------------------------------------------------------------
+    def _check(self, volumes: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not volumes:
+            raise ValueError("no source volume given.")
+        checked: dict[str, torch.Tensor] = {}
+        grid = None
+        for name, vol in volumes.items():
+            canonical = self.protocol.canonical(name)
+            vol = torch.as_tensor(vol)
+            spec = self.protocol[canonical]
+            if vol.dim() != 4:
+                raise ValueError(f"{canonical}: expected a frames-first volume (T, X, Y, Z), got {tuple(vol.shape)}.")
+            if vol.shape[0] != spec.frames:
+                raise ValueError(f"{canonical}: protocol {self.protocol.name!r} expects {spec.frames} frame(s), "
+                                 f"got {vol.shape[0]}.")
+            if grid is None:
+                grid = (canonical, tuple(vol.shape[1:]))
+            elif tuple(vol.shape[1:]) != grid[1]:
+                raise ValueError(f"{canonical} has grid {tuple(vol.shape[1:])}, {grid[0]} has {grid[1]}: resample "
+                                 "the sequences to one grid first.")
+            if not torch.isfinite(vol).all():
+                raise ValueError(f"{canonical} contains NaN or Inf values.")
+            checked[canonical] = vol
+        return checked
+
+    def _targets(self, targets: Sequence[str] | None) -> list[str]:
+        return list(self.protocol.names) if targets is None else [self.protocol.canonical(t) for t in targets]
+
+    def _autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # ---- 2.5D -------------------------------------------------------------------------------------------
+    def _encode_batches(self, volume: torch.Tensor):
+        """Yield (slice range, padded size info, representation) per batch of slabs of one source."""
+        slabs = volume_to_slabs(volume * 2 - 1, self.context)  # (Z, T, C, X, Y)
+        slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
+        for start in range(0, slabs.shape[0], self.batch_size):
+            batch = slabs[start : start + self.batch_size].to(self.device)
+            with self._autocast():
+                yield start, size, self.network.encode(batch)
+
+    def _decode(self, z: torch.Tensor, target: str) -> torch.Tensor:
+        index = self.protocol.index(target)
+        code, indices = self.network.condition_code(index)
+        with self._autocast():
+            return self.network.decode(z, code, self.network.frames_of(indices))
+
+    @torch.no_grad()
+    def all_pairs(
+        self,
+        volumes: Mapping[str, torch.Tensor],
+        targets: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """Every source -> target translation of one subject, each source encoded once.
+
+        Args:
+            volumes: name -> (T, X, Y, Z) in [0, 1]; the available sequences.
+            targets: targets to synthesise (default: every protocol sequence, present or not).
+            sources: sources to use (default: every given volume).
+
+        Returns:
+            ``predictions[target][source]`` -> (T_target, X, Y, Z) in [0, 1] on the CPU.
+        """
+        volumes = self._check(volumes)
+        targets = self._targets(targets)
+        sources = list(volumes) if sources is None else [self.protocol.canonical(s) for s in sources]
+        missing = [s for s in sources if s not in volumes]
+        if missing:
+            raise ValueError(f"sources {missing} are not among the given volumes {list(volumes)}.")
+        if self.spatial_dims == 3:
+            return {t: {s: self._sliding_window(volumes[s], t) for s in sources} for t in targets}
+        depth = next(iter(volumes.values())).shape[-1]
+        out: dict[str, dict[str, torch.Tensor]] = {t: {} for t in targets}
+        bar = tqdm(total=len(sources) * depth, desc="synthesis (slices x sources)", disable=not self.progress,
+                   leave=False)
+        for source in sources:
+            pieces: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
+            for _, _, z in self._encode_batches(volumes[source]):
+                for target in targets:
+                    pieces[target].append(self._decode(z, target).float().cpu())
+                bar.update(z.shape[0])
+            height, width = volumes[source].shape[1:3]
+            for target in targets:
+                slabs = torch.cat(pieces[target])[..., :height, :width]
+                out[target][source] = ((slabs_to_volume(slabs, self.reassembly) + 1) / 2).clamp(0, 1)
+        bar.close()
+        return out
+
+    @torch.no_grad()
+    def synthesize(
+        self,
+        volumes: Mapping[str, torch.Tensor],
+        target: str,
+        sources: Sequence[str] | None = None,
+    ) -> torch.Tensor:
+        """One target from one or several sources (several: mean of their representations, multi-source fusion).
+
+        Args:
+            volumes: name -> (T, X, Y, Z) in [0, 1].
+            target: the sequence to synthesise.
+            sources: default: every given volume except the target itself.
+
+        Returns:
+            (T_target, X, Y, Z) in [0, 1] on the CPU.
+        """
+        volumes = self._check(volumes)
+        target = self.protocol.canonical(target)
+        sources = [s for s in volumes if s != target] if sources is None else [self.protocol.canonical(s)
+                                                                               for s in sources]
+        if not sources:
+            raise ValueError(f"no source to synthesise {target} from: only {list(volumes)} given.")
+        unknown = [s for s in sources if s not in volumes]
+        if unknown:
+            raise ValueError(f"sources {unknown} are not among the given volumes {list(volumes)}.")
+        if len(sources) == 1:
+            return self.all_pairs(volumes, [target], sources)[target][sources[0]]
+        if self.spatial_dims == 3:
+            raise NotImplementedError("multi-source fusion is implemented for 2.5D networks.")
+        streams = [self._encode_batches(volumes[s]) for s in sources]
+        pieces, size = [], None
+        for batches in zip(*streams, strict=True):
+            size = batches[0][1]
+            z = torch.stack([b[2] for b in batches]).mean(0)
+            pieces.append(self._decode(z, target).float().cpu())
+        slabs = torch.cat(pieces)[..., : size[0], : size[1]]
+        return ((slabs_to_volume(slabs, self.reassembly) + 1) / 2).clamp(0, 1)
+
+    # ---- 3D ---------------------------------------------------------------------------------------------
+    def _sliding_window(self, volume: torch.Tensor, target: str) -> torch.Tensor:
+        from monai.inferers import sliding_window_inference
+
+        index = self.protocol.index(target)
+
+        def predictor(window: torch.Tensor) -> torch.Tensor:  # (B, T, x, y, z) -> (B, T_out, x, y, z)
+            return self.network(window.unsqueeze(2), index).squeeze(2)
+
+        with self._autocast():
+            pred = sliding_window_inference(
+                (volume[None] * 2 - 1).to(self.device), self.roi_size, self.batch_size, predictor, overlap=0.25,
+                mode="gaussian",
+            )
+        return ((pred[0].float().cpu() + 1) / 2).clamp(0, 1)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol.name,
+            "mode": "2.5D slabs" if self.spatial_dims == 2 else "3D sliding window",
+            "context_slices": self.context,
+            "reassembly": self.reassembly,
+            "batch_size": self.batch_size,
+            "device": str(self.device),
+            "amp_bf16": bool(self.amp and self.device.type == "cuda"),
+        }

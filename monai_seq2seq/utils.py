@@ -1,0 +1,59 @@
+"""Small shared utilities: atomic file writes and output-path safety."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+__all__ = ["atomic_write", "atomic_write_text", "ensure_writable_dir", "refuse_overwrite_inputs"]
+
+
+def ensure_writable_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and check it is a writable directory.
+
+    Raises:
+        ValueError: ``path`` is a file, or the directory cannot be created or written to.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output path {str(path)!r} exists and is not a directory.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create output directory {str(path)!r}: {err.strerror}.") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"output directory {str(path)!r} is not writable.")
+    return path
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write a file atomically: ``write(tmp_path)`` into the same folder, then ``os.replace``.
+
+    A failure leaves no partial file behind (and an existing file at ``path`` untouched).
+    """
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def refuse_overwrite_inputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
+    """Raise ``ValueError`` if any output path resolves to one of the input files."""
+    resolved = {Path(p).resolve() for p in inputs}
+    for out in outputs:
+        if Path(out).resolve() in resolved:
+            raise ValueError(f"refusing to write {str(out)!r}: it is one of the inputs.")

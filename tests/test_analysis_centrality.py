@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from monai_seq2seq.analysis import differentiation_map, rank_sequences
+
+
+def _reference(psnr, ssim, lpips):
+    """The authors' normalisation written out longhand, pair by pair."""
+    n, s, _ = psnr.shape
+    a = np.zeros((s, s))
+    for values, sign in ((psnr, 1), (ssim, 1), (lpips, -1)):
+        flat = values.reshape(-1)
+        mu, sd = flat.mean(), flat.std()
+        for i in range(s):
+            for j in range(s):
+                a[i, j] += sign * (values[:, i, j].mean() - mu) / (sd + 1e-9)
+    ct = np.array([a[i].sum() / s for i in range(s)])
+    cd = np.array([-a[:, i].sum() / s for i in range(s)])
+    return a, ct, cd
+
+
+def test_matches_longhand_reference():
+    rng = np.random.default_rng(0)
+    psnr, ssim, lpips = rng.normal(25, 3, (5, 4, 4)), rng.uniform(0.5, 1, (5, 4, 4)), rng.uniform(0, 0.3, (5, 4, 4))
+    ranking = rank_sequences({"psnr": psnr, "ssim": ssim, "lpips": lpips}, ["T1", "T1Gd", "T2", "FLAIR"])
+    a, ct, cd = _reference(psnr, ssim, lpips)
+    np.testing.assert_allclose(ranking.adjacency, a, atol=1e-9)
+    np.testing.assert_allclose(ranking.totipotency, ct, atol=1e-9)
+    np.testing.assert_allclose(ranking.differentiation, cd, atol=1e-9)
+
+
+def test_hard_to_generate_sequence_ranks_first_by_cd():
+    # sequence 1 is poorly predicted from every source; sequence 3 predicts everything well
+    names = ["A", "B", "C", "D"]
+    psnr = np.full((3, 4, 4), 30.0)
+    psnr[:, :, 1] = 18.0
+    psnr[:, 3, :] += 3.0
+    ranking = rank_sequences({"psnr": psnr}, names)
+    assert names[int(np.argmax(ranking.differentiation))] == "B"
+    assert ranking.rank_differentiation[1] == 1
+    assert ranking.rank_totipotency[3] == 1
+    assert ranking.choices["diagonal"] == "included"
+
+
+def test_missing_pairs_and_diagonal_option():
+    rng = np.random.default_rng(1)
+    psnr = rng.normal(25, 2, (4, 3, 3))
+    psnr[0, 0, 2] = np.nan  # subject 0 lacked sequence 2 as target from 0
+    incl = rank_sequences({"psnr": psnr}, ["a", "b", "c"])
+    excl = rank_sequences({"psnr": psnr}, ["a", "b", "c"], include_diagonal=False)
+    assert np.isfinite(incl.adjacency).all()
+    assert excl.choices["diagonal"] == "excluded" and excl.choices["centrality_denominator"] == 2
+    off = psnr[:, ~np.eye(3, dtype=bool)]
+    mu, sd = np.nanmean(off), np.nanstd(off)
+    expected = (np.nanmean(psnr[:, 0, 1]) - mu) / (sd + 1e-9)
+    assert excl.adjacency[0, 1] == pytest.approx(expected)
+    assert not np.allclose(incl.totipotency, excl.totipotency)
+
+
+def test_outputs_and_bad_input(tmp_path):
+    rng = np.random.default_rng(2)
+    ranking = rank_sequences({"psnr": rng.normal(25, 2, (2, 3, 3)), "ssim": rng.uniform(size=(2, 3, 3))},
+                             ["x", "y", "z"])
+    paths = ranking.save(tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert data["sequences"] == ["x", "y", "z"] and len(data["table"]) == 3
+    assert data["choices"]["metrics"] == {"psnr": "+", "ssim": "+"}
+    assert paths["csv"].read_text().startswith("sequence,C_t,rank_C_t,C_d,rank_C_d")
+    with pytest.raises(ValueError, match="must be"):
+        rank_sequences({"psnr": np.zeros((2, 3, 3))}, ["x", "y"])
+    with pytest.raises(ValueError, match="unknown metric"):
+        rank_sequences({"dice": np.zeros((2, 2, 2))}, ["x", "y"])
+    with pytest.raises(ValueError, match="no finite"):
+        rank_sequences({"psnr": np.full((2, 2, 2), np.nan)}, ["x", "y"])
+
+
+def test_differentiation_map():
+    target = torch.zeros(1, 4, 4)
+    preds = {"T1": torch.zeros(1, 4, 4), "T2": torch.zeros(1, 4, 4), "T1Gd": torch.zeros(1, 4, 4)}
+    preds["T1"][0, 1, 1] = 0.8  # T1 misses the spot
+    preds["T2"][0, 1, 1] = 0.4
+    m, info = differentiation_map(target, preds, "T1Gd")
+    assert m[0, 1, 1] == pytest.approx((0.8 + 0.4) / 3) and m.sum() == pytest.approx(m[0, 1, 1])
+    m2, info2 = differentiation_map(target, preds, "T1Gd", include_self=False)
+    assert m2[0, 1, 1] == pytest.approx(0.6) and info2["sources"] == ["T1", "T2"]
+    with pytest.raises(ValueError, match="no source"):
+        differentiation_map(target, {"T1Gd": target}, "T1Gd", include_self=False)
+    with pytest.raises(ValueError, match="shape"):
+        differentiation_map(target, {"T1": torch.zeros(2, 4, 4)}, "T1Gd")

@@ -1,0 +1,89 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from monai_seq2seq.inference import Seq2SeqSynthesizer, slabs_to_volume, volume_to_slabs
+from monai_seq2seq.networks import build_seq2seq
+
+
+@pytest.mark.parametrize("context", [0, 1, 2])
+def test_slabs_round_trip_exact(context):
+    vol = torch.rand(2, 5, 6, 7)
+    slabs = volume_to_slabs(vol, context)
+    assert slabs.shape == (7, 2, 2 * context + 1, 5, 6)
+    assert torch.equal(slabs_to_volume(slabs), vol)
+    torch.testing.assert_close(slabs_to_volume(slabs, "mean"), vol)
+    if context:
+        assert torch.equal(slabs[3, :, 0], vol[..., 3 - context])  # first channel is the lower neighbour
+        assert torch.equal(slabs[0, :, 0], vol[..., 0])  # edges replicate
+
+
+def test_mean_reassembly_averages_overlapping_predictions():
+    slabs = torch.zeros(4, 1, 3, 2, 2)
+    slabs[1, :, 2] = 3.0  # slab 1 predicts slice 2 as 3 (its upper channel)
+    vol = slabs_to_volume(slabs, "mean")
+    assert vol[0, 0, 0, 2] == pytest.approx(1.0)  # slice 2 is seen by slabs 1, 2, 3
+    with pytest.raises(ValueError, match="mode"):
+        slabs_to_volume(slabs, "max")
+
+
+@pytest.fixture
+def breast_synth():
+    torch.manual_seed(0)
+    return Seq2SeqSynthesizer(build_seq2seq("tiny", protocol="breast"), "breast", batch_size=4, progress=False)
+
+
+def test_all_pairs_equals_direct_network_calls(breast_synth):
+    net = breast_synth.network
+    vols = {"T1": torch.rand(1, 30, 22, 9), "DCE": torch.rand(6, 30, 22, 9)}
+    out = breast_synth.all_pairs(vols, targets=["DCE", "T2"])
+    assert out["DCE"]["T1"].shape == (6, 30, 22, 9) and out["T2"]["DCE"].shape == (1, 30, 22, 9)
+    for z in (0, 4, 8):
+        x = vols["DCE"][..., [max(z - 1, 0), z, min(z + 1, 8)]] * 2 - 1  # (T, X, Y, 3)
+        x = F.pad(x.permute(0, 3, 1, 2), (0, 2, 0, 2), mode="reflect")[None]  # pad 30x22 -> 32x24
+        with torch.no_grad():
+            ref = ((net(x, 2)[0, 0, 1, :30, :22] + 1) / 2).clamp(0, 1)
+        torch.testing.assert_close(out["T2"]["DCE"][0, ..., z], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_each_source_is_encoded_once_per_batch(breast_synth):
+    calls = []
+    handle = breast_synth.network.encoder.register_forward_hook(lambda *a: calls.append(1))
+    breast_synth.all_pairs({"T1": torch.rand(1, 16, 16, 8), "T2": torch.rand(1, 16, 16, 8)})
+    handle.remove()
+    assert len(calls) == 2 * 2  # 2 sources x 2 batches of 4 slabs, for all 8 targets
+
+
+def test_multi_source_fusion_shape_and_single_source_agreement(breast_synth):
+    vols = {"T1": torch.rand(1, 16, 16, 6), "DWI": torch.rand(4, 16, 16, 6)}
+    fused = breast_synth.synthesize(vols, "FatSatT1")
+    assert fused.shape == (1, 16, 16, 6) and 0 <= fused.min() and fused.max() <= 1
+    single = breast_synth.synthesize(vols, "FatSatT1", sources=["T1"])
+    torch.testing.assert_close(single, breast_synth.all_pairs(vols, ["FatSatT1"], ["T1"])["FatSatT1"]["T1"])
+    assert (fused - single).abs().max() > 1e-4
+
+
+def test_3d_sliding_window_mode():
+    net = build_seq2seq("tiny", spatial_dims=3, in_channels=1, num_sequences=4)
+    synth = Seq2SeqSynthesizer(net, "brain", batch_size=2, progress=False, roi_size=(16, 16, 16))
+    out = synth.all_pairs({"T1": torch.rand(1, 20, 18, 17)}, targets=["T2"])
+    assert out["T2"]["T1"].shape == (1, 20, 18, 17)
+
+
+def test_bad_input(breast_synth):
+    with pytest.raises(ValueError, match="no source volume"):
+        breast_synth.all_pairs({})
+    with pytest.raises(ValueError, match="expects 6 frame"):
+        breast_synth.all_pairs({"DCE": torch.rand(5, 8, 8, 4)})
+    with pytest.raises(ValueError, match="grid"):
+        breast_synth.all_pairs({"T1": torch.rand(1, 8, 8, 4), "T2": torch.rand(1, 8, 8, 5)})
+    bad = torch.rand(1, 8, 8, 4)
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        breast_synth.all_pairs({"T1": bad})
+    with pytest.raises(ValueError, match="unknown sequence"):
+        breast_synth.all_pairs({"PD": torch.rand(1, 8, 8, 4)})
+    with pytest.raises(ValueError, match="no source to synthesise T1"):
+        breast_synth.synthesize({"T1": torch.rand(1, 8, 8, 4)}, "T1")
+    with pytest.raises(ValueError, match="knows 8 sequences"):
+        Seq2SeqSynthesizer(breast_synth.network, "brain")
