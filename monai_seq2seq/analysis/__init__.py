@@ -3,10 +3,20 @@
 from .centrality import HIGHER_IS_BETTER, SequenceRanking, rank_sequences
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .maps import differentiation_map
+from .metrics import masked_ssim, pair_metrics
+from .perceptual import LPIPSStatus, load_lpips
+from .subject import SubjectAnalysis, analyse_subject, cohort_ranking
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "LPIPSStatus",
     "SequenceRanking",
+    "SubjectAnalysis",
+    "analyse_subject",
+    "cohort_ranking",
+    "load_lpips",
+    "masked_ssim",
+    "pair_metrics",
     "differentiation_map",
     "plot_adjacency",
     "plot_overlays",
