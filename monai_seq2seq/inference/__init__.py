@@ -1,6 +1,18 @@
 """Inference: whole-volume synthesis (2.5D slab batching, 3D sliding window), all pairs, multi-source fusion."""
 
+from .engine import SynthesisEvaluator, SyntheticImageWriter, subject_collate
+from .nifti_out import affine_of, save_volume
 from .slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
 from .synthesis import Seq2SeqSynthesizer
 
-__all__ = ["Seq2SeqSynthesizer", "pad_to_multiple", "slabs_to_volume", "volume_to_slabs"]
+__all__ = [
+    "Seq2SeqSynthesizer",
+    "SynthesisEvaluator",
+    "SyntheticImageWriter",
+    "affine_of",
+    "pad_to_multiple",
+    "save_volume",
+    "slabs_to_volume",
+    "subject_collate",
+    "volume_to_slabs",
+]

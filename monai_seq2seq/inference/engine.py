@@ -1,0 +1,152 @@
+"""Synthesis of missing sequences as a MONAI (ignite) evaluator, and the handler that saves the volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.engines import Evaluator
+
+from ..utils import ensure_writable_dir, refuse_overwrite_inputs
+from .nifti_out import affine_of, save_volume
+from .synthesis import Seq2SeqSynthesizer
+
+__all__ = ["input_files", "subject_collate", "subject_volumes", "SynthesisEvaluator", "SyntheticImageWriter"]
+
+
+def subject_collate(batch: list[dict]) -> list[dict]:
+    """Keep subjects as a list: their sequences differ in frames and presence, so they are not stacked."""
+    return list(batch)
+
+
+def subject_volumes(subject: dict, protocol) -> dict[str, torch.Tensor]:
+    """The available sequences of a subject dict (CONTRACTS.md), as plain (T, X, Y, Z) tensors."""
+    volumes = {}
+    for name in protocol.names:
+        if name in subject and subject[name] is not None:
+            value = subject[name]
+            volumes[name] = value.as_tensor() if hasattr(value, "as_tensor") else torch.as_tensor(value)
+    return volumes
+
+
+def input_files(subject: dict, protocol) -> list[str]:
+    """File names the subject's sequences were loaded from (MetaTensor ``filename_or_obj``)."""
+    files = []
+    for name in protocol.names:
+        meta = getattr(subject.get(name), "meta", None)
+        if isinstance(meta, dict) and meta.get("filename_or_obj"):
+            files.append(str(meta["filename_or_obj"]))
+    return files
+
+
+class SynthesisEvaluator(Evaluator):
+    """Synthesise the missing sequences of every subject of a data loader.
+
+    Each iteration takes a list of subject dicts (use :func:`subject_collate`), finds the available sequences,
+    and synthesises each requested target from all available sources (multi-source fusion) or from one named
+    source. ``engine.state.output`` is the list of subjects with ``"synthetic"``: target -> (T, X, Y, Z) in [0, 1].
+
+    Args:
+        device: torch device.
+        val_data_loader: yields lists of subject dicts with normalised [0, 1] sequences.
+        synthesizer: a :class:`Seq2SeqSynthesizer`.
+        targets: ``"missing"`` (default: every protocol sequence a subject lacks) or a list of sequence names;
+            asking for a sequence the subject already has is an error unless ``allow_present``.
+        sources: ``None`` (all available) or a list of names to use.
+        allow_present: synthesise present targets too (evaluation).
+        val_handlers: MONAI/ignite handlers (e.g. :class:`SyntheticImageWriter`, a progress bar).
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        val_data_loader,
+        synthesizer: Seq2SeqSynthesizer,
+        targets: str | Sequence[str] = "missing",
+        sources: Sequence[str] | None = None,
+        allow_present: bool = False,
+        val_handlers: Sequence | None = None,
+        epoch_length: int | None = None,
+    ) -> None:
+        super().__init__(device=device, val_data_loader=val_data_loader, epoch_length=epoch_length,
+                         val_handlers=val_handlers, decollate=False)
+        self.synthesizer = synthesizer
+        self.protocol = synthesizer.protocol
+        self.targets = targets
+        self.sources = None if sources is None else [self.protocol.canonical(s) for s in sources]
+        self.allow_present = allow_present
+
+    def _targets_for(self, subject_id: str, available: list[str]) -> list[str]:
+        if self.targets == "missing":
+            return [n for n in self.protocol.names if n not in available]
+        targets = [self.protocol.canonical(t) for t in self.targets]
+        present = [t for t in targets if t in available]
+        if present and not self.allow_present:
+            raise ValueError(
+                f"subject {subject_id!r} already has {present}; remove them from `targets` or set allow_present."
+            )
+        return targets
+
+    def _iteration(self, engine: Any, batchdata: list[dict]) -> list[dict]:
+        outputs = []
+        for subject in batchdata:
+            subject_id = str(subject.get("subject", f"subject_{engine.state.iteration}"))
+            volumes = subject_volumes(subject, self.protocol)
+            sources = self.sources or list(volumes)
+            lacking = [s for s in sources if s not in volumes]
+            if lacking:
+                raise ValueError(f"subject {subject_id!r} lacks the requested source(s) {lacking}.")
+            if not sources:
+                raise ValueError(f"subject {subject_id!r} has none of the protocol's sequences.")
+            synthetic = {}
+            for target in self._targets_for(subject_id, list(volumes)):
+                use = [s for s in sources if s != target]
+                if not use:
+                    raise ValueError(f"subject {subject_id!r}: no source left to synthesise {target} from.")
+                synthetic[target] = (self.synthesizer.synthesize({s: volumes[s] for s in use}, target), use)
+            outputs.append({**subject, "subject": subject_id, "synthetic": synthetic})
+        return outputs
+
+
+class SyntheticImageWriter:
+    """Save each subject's synthetic volumes as ``<out>/<subject>/<subject>_<Target>_synthetic.nii.gz``.
+
+    The source grid's affine is kept; the header description and a JSON sidecar say the image is synthetic,
+    from which sources, with which model, in which intensity space. The output folder is checked at start;
+    existing files are only replaced when ``overwrite`` is set, and never when they are one of the inputs.
+    """
+
+    def __init__(self, output_dir: str | Path, protocol, model_name: str = "monai-seq2seq",
+                 overwrite: bool = False) -> None:
+        self.output_dir = Path(output_dir)
+        self.protocol = protocol
+        self.model_name = model_name
+        self.overwrite = overwrite
+        self.written: list[Path] = []
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, lambda _: ensure_writable_dir(self.output_dir))
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine) -> None:
+        for subject in engine.state.output:
+            inputs = input_files(subject, self.protocol)
+            for target, (volume, sources) in subject["synthetic"].items():
+                reference = subject[sources[0]]
+                path = self.output_dir / subject["subject"] / f"{subject['subject']}_{target}_synthetic.nii.gz"
+                refuse_overwrite_inputs([path], inputs)
+                if path.exists() and not self.overwrite:
+                    raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+                spec = self.protocol[target]
+                save_volume(
+                    volume, affine_of(reference), path,
+                    description=f"SYNTHETIC {target} from {'+'.join(sources)}",
+                    sidecar={"Synthetic": True, "Sequence": target, "Sources": sources, "Model": self.model_name,
+                             "IntensitySpace": "[0, 1] after per-sequence percentile normalisation"},
+                    frame_axis=spec.frame_axis, frame_values=list(spec.frame_values),
+                )
+                self.written.append(path)

@@ -1,0 +1,101 @@
+"""SynthesisEvaluator / DifferentiationEvaluator on in-memory subjects: outputs, affines, bad input."""
+
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.data import DataLoader, MetaTensor
+
+from monai_seq2seq.analysis import DifferentiationEvaluator, DifferentiationWriter, MetricsTableWriter
+from monai_seq2seq.inference import Seq2SeqSynthesizer, SynthesisEvaluator, SyntheticImageWriter, subject_collate
+from monai_seq2seq.networks import build_seq2seq
+
+AFFINE = torch.tensor([[1.5, 0, 0, -10.0], [0, 1.5, 0, 20.0], [0, 0, 2.0, 5.0], [0, 0, 0, 1]], dtype=torch.float64)
+
+
+def _subject(i, names=("T1", "T2", "FLAIR")):
+    g = torch.Generator().manual_seed(i)
+    subject = {n: MetaTensor(torch.rand(1, 16, 16, 12, generator=g), affine=AFFINE) for n in names}
+    label = torch.zeros(1, 16, 16, 12)
+    label[:, 4:12, 4:12, 3:9] = 2
+    subject.update(subject=f"sub{i}", label=label)
+    return subject
+
+
+@pytest.fixture
+def synth():
+    torch.manual_seed(0)
+    return Seq2SeqSynthesizer(build_seq2seq("tiny", protocol="brain"), "brain", batch_size=6, progress=False)
+
+
+def _loader(subjects):
+    return DataLoader(subjects, batch_size=1, collate_fn=subject_collate)
+
+
+def test_synthesis_evaluator_writes_missing_sequences(tmp_path, synth):
+    writer = SyntheticImageWriter(tmp_path / "out", synth.protocol)
+    engine = SynthesisEvaluator("cpu", _loader([_subject(0), _subject(1, ("T1Gd", "T2"))]), synth,
+                                val_handlers=[writer])
+    engine.run()
+    names = sorted(p.name for p in writer.written)
+    assert names == sorted(["sub0_T1Gd_synthetic.nii.gz", "sub1_T1_synthetic.nii.gz",
+                            "sub1_FLAIR_synthetic.nii.gz"])
+    image = nib.load(tmp_path / "out" / "sub0" / "sub0_T1Gd_synthetic.nii.gz")
+    np.testing.assert_allclose(image.affine, AFFINE.numpy())
+    assert image.shape == (16, 16, 12) and b"SYNTHETIC" in image.header["descrip"].tobytes()
+    sidecar = json.loads((tmp_path / "out" / "sub0" / "sub0_T1Gd_synthetic.json").read_text())
+    assert sidecar["Synthetic"] and sidecar["Sources"] == ["T1", "T2", "FLAIR"]
+
+
+def test_synthesis_bad_requests(tmp_path, synth):
+    with pytest.raises(ValueError, match="already has"):
+        SynthesisEvaluator("cpu", _loader([_subject(0)]), synth, targets=["T1"]).run()
+    with pytest.raises(ValueError, match="lacks the requested source"):
+        SynthesisEvaluator("cpu", _loader([_subject(0)]), synth, sources=["T1Gd"]).run()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    writer = SyntheticImageWriter(blocker / "out", synth.protocol)
+    with pytest.raises(ValueError, match="cannot create output directory"):
+        SynthesisEvaluator("cpu", _loader([_subject(0)]), synth, val_handlers=[writer]).run()
+    assert writer.written == []
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that can write anywhere")
+        writer = SyntheticImageWriter(locked / "out", synth.protocol)
+        with pytest.raises(ValueError, match="cannot create output directory|not writable"):
+            SynthesisEvaluator("cpu", _loader([_subject(0)]), synth, val_handlers=[writer]).run()
+        assert writer.written == []
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_differentiation_evaluator_outputs(tmp_path, synth):
+    out = tmp_path / "diff"
+    subjects = [_subject(0, ("T1", "T1Gd", "T2", "FLAIR")), _subject(1)]
+    engine = DifferentiationEvaluator("cpu", _loader(subjects), synth, use_lpips=False,
+                                      val_handlers=[DifferentiationWriter(out, synth.protocol),
+                                                    MetricsTableWriter(out)])
+    engine.run()
+    assert (out / "ranking.csv").exists() and (out / "adjacency.png").exists() and (out / "ranks.png").exists()
+    ranking = json.loads((out / "ranking.json").read_text())
+    assert ranking["choices"]["metrics_left_out"] == ["lpips"] and "switched off" in ranking["choices"]["lpips"]
+    assert len(ranking["table"]) == 4
+    diffmap = nib.load(out / "sub0" / "sub0_T1Gd_diffmap.nii.gz")
+    np.testing.assert_allclose(diffmap.affine, AFFINE.numpy())
+    assert (out / "sub1" / "sub1_diffmaps.png").exists() and not (out / "sub1" / "sub1_T1Gd_diffmap.nii.gz").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "ssim_tumour" in metrics["pairs"]["T1->T2"] and "psnr" in metrics["pairs"]["T2->T1"]
+
+
+def test_subject_with_one_sequence_is_refused(tmp_path, synth):
+    engine = DifferentiationEvaluator("cpu", _loader([_subject(0, ("T2",))]), synth, use_lpips=False,
+                                      val_handlers=[DifferentiationWriter(tmp_path / "d", synth.protocol)])
+    with pytest.raises(ValueError, match="at least two sequences"):
+        engine.run()
+    assert not list((tmp_path / "d").glob("*.json"))
