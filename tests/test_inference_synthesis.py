@@ -87,3 +87,22 @@ def test_bad_input(breast_synth):
         breast_synth.synthesize({"T1": torch.rand(1, 8, 8, 4)}, "T1")
     with pytest.raises(ValueError, match="knows 8 sequences"):
         Seq2SeqSynthesizer(breast_synth.network, "brain")
+
+
+def test_folded_and_hyper_paths_agree(breast_synth):
+    vols = {"T1": torch.rand(1, 16, 16, 5), "DWI": torch.rand(4, 16, 16, 5)}
+    folded = breast_synth.all_pairs(vols, targets=["DCE", "T2"])
+    breast_synth.fold = False
+    plain = breast_synth.all_pairs(vols, targets=["DCE", "T2"])
+    for t in ("DCE", "T2"):
+        for s in vols:
+            torch.testing.assert_close(folded[t][s], plain[t][s], atol=1e-5, rtol=1e-5)
+    # the cache is built from the weights at first use; clear_cache picks up new weights
+    breast_synth.fold = True
+    with torch.no_grad():
+        breast_synth.network.decoder.head.conv.layer.bias_bank.add_(1.0)
+    stale = breast_synth.all_pairs(vols, targets=["T2"])["T2"]["T1"]
+    breast_synth.clear_cache()
+    fresh = breast_synth.all_pairs(vols, targets=["T2"])["T2"]["T1"]
+    torch.testing.assert_close(stale, folded["T2"]["T1"])
+    assert (fresh - stale).abs().max() > 1e-3

@@ -33,6 +33,10 @@ class Seq2SeqSynthesizer:
         amp: autocast in bfloat16 on CUDA.
         progress: show a tqdm progress bar.
         roi_size: 3D mode window size.
+        fold: decode each target with a cached folded (plain-convolution) decoder: kernels are computed once per
+            target instead of once per batch. Same outputs to float precision.
+        channels_last: channels-last memory format on CUDA (faster convolutions on tensor cores).
+        compile: wrap the encoder and decoders in ``torch.compile``.
     """
 
     def __init__(
@@ -45,6 +49,9 @@ class Seq2SeqSynthesizer:
         amp: bool = False,
         progress: bool = True,
         roi_size: Sequence[int] = (96, 96, 96),
+        fold: bool = True,
+        channels_last: bool = True,
+        compile: bool = False,
     ) -> None:
         self.network = network.eval()
         self.protocol = get_protocol(protocol)
@@ -62,6 +69,13 @@ class Seq2SeqSynthesizer:
         self.roi_size = tuple(roi_size)
         self.spatial_dims = int(getattr(network, "spatial_dims", 2))
         self.context = int(getattr(network, "in_channels", 3)) // 2
+        self.fold = fold and hasattr(network, "fold")
+        self.channels_last = channels_last and self.device.type == "cuda" and self.spatial_dims == 2
+        self.compile = compile
+        if self.channels_last:
+            self.network.to(memory_format=torch.channels_last)
+        self._encode = torch.compile(self.network.encode) if compile else self.network.encode
+        self._folded: dict[str, torch.nn.Module] = {}
 
     # ---- checks -----------------------------------------------------------------------------------------
     def _check(self, volumes: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -102,14 +116,28 @@ class Seq2SeqSynthesizer:
         slabs = volume_to_slabs(volume * 2 - 1, self.context)  # (Z, T, C, X, Y)
         slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
         for start in range(0, slabs.shape[0], self.batch_size):
-            batch = slabs[start : start + self.batch_size].to(self.device)
+            batch = slabs[start : start + self.batch_size].to(self.device, non_blocking=True)
             with self._autocast():
-                yield start, size, self.network.encode(batch)
+                yield start, size, self._encode(batch)
+
+    def clear_cache(self) -> None:
+        """Forget the folded decoders (call after the network's weights change)."""
+        self._folded.clear()
+
+    def folded(self, target: str) -> torch.nn.Module:
+        """The cached folded decoding path of ``target``, built from the weights at first use."""
+        if target not in self._folded:
+            module = self.network.fold(self.protocol.index(target), share=True)
+            if self.channels_last:
+                module.to(memory_format=torch.channels_last)
+            self._folded[target] = torch.compile(module.decode) if self.compile else module.decode
+        return self._folded[target]
 
     def _decode(self, z: torch.Tensor, target: str) -> torch.Tensor:
-        index = self.protocol.index(target)
-        code, indices = self.network.condition_code(index)
         with self._autocast():
+            if self.fold:
+                return self.folded(target)(z)
+            code, indices = self.network.condition_code(self.protocol.index(target))
             return self.network.decode(z, code, self.network.frames_of(indices))
 
     @torch.no_grad()
@@ -218,4 +246,7 @@ class Seq2SeqSynthesizer:
             "batch_size": self.batch_size,
             "device": str(self.device),
             "amp_bf16": bool(self.amp and self.device.type == "cuda"),
+            "folded_decoders": self.fold,
+            "channels_last": self.channels_last,
+            "compiled": self.compile,
         }

@@ -295,16 +295,22 @@ class Seq2Seq(nn.Module):
         return self.decode(z, code, self.frames_of(indices, out_frames), indices)
 
     @torch.no_grad()
-    def fold(self, target: Union[int, str] = 0) -> "FoldedSeq2Seq":
-        """A copy of the network with every conditioned layer turned into a plain one for ``target``.
+    def fold(self, target: Union[int, str] = 0, share: bool = False) -> "FoldedSeq2Seq":
+        """The network with every conditioned layer turned into a plain one for ``target``.
 
         The folded network has the same outputs as ``self(x, target)`` and exports to TorchScript and ONNX.
+
+        Args:
+            target: code index of the target sequence.
+            share: reuse this network's encoder and ConvLSTM modules instead of copying them (for caching one
+                folded decoder per target in memory); the default copy is a standalone module for export.
         """
         code, indices = self.condition_code(int(target))
+        take = (lambda m: m) if share else copy.deepcopy
         return FoldedSeq2Seq(
-            copy.deepcopy(self.encoder),
-            copy.deepcopy(self.temporal_encoder),
-            copy.deepcopy(self.temporal_decoder),
+            take(self.encoder),
+            take(self.temporal_encoder),
+            take(self.temporal_decoder),
             self.decoder.fold(code),
             self.frames_of(indices),
             self.spatial_dims,
