@@ -1,0 +1,132 @@
+"""All-pairs synthesis of one brain-phantom subject: the fast path vs the straightforward loop, in one run.
+
+Straightforward loop: for every source, target and slice, one float32 ``net(slab, target)`` call (the source is
+re-encoded for every target and HyperConv kernels are recomputed in every call).
+Fast path (:class:`~monai_seq2seq.inference.Seq2SeqSynthesizer`): slabs batched, every source encoded once per
+batch and its representation reused for all targets, one folded decoder per target (kernels computed once),
+bf16 autocast and channels-last on CUDA, optional ``torch.compile``.
+
+Prints the ratio, slices/s and, on CUDA, achieved TFLOP/s against the device's dense bf16 peak. Both paths run
+on the same slices; the loop can be limited to a subset (``--loop-slices``) because on a CPU it takes minutes,
+and its time is then scaled per slice (printed as such).
+
+    python benchmarks/bench_allpairs.py --config paper            # GPU: whole subject
+    python benchmarks/bench_allpairs.py --config paper --slices 8 # CPU: 8 slices
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from monai_seq2seq.data import BRAIN
+from monai_seq2seq.inference import Seq2SeqSynthesizer, volume_to_slabs
+from monai_seq2seq.inference.slabs import pad_to_multiple
+from monai_seq2seq.networks import build_seq2seq
+
+BF16_DENSE_PEAK_TFLOPS = {"H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H200": 989.0, "A100": 312.0}
+
+
+def peak_tflops(name: str) -> float | None:
+    for key, value in BF16_DENSE_PEAK_TFLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def phantom_volumes(spacing: float, slices: int | None) -> dict[str, torch.Tensor]:
+    from monai_seq2seq.data.phantoms import BrainPhantomCohort
+
+    sample = BrainPhantomCohort(num_subjects=1, seed=0, spacing=spacing)[0]
+    volumes = {}
+    for name in BRAIN.names:
+        vol = torch.as_tensor(sample[name]).float()
+        lo, hi = torch.quantile(vol[vol > 0], torch.tensor([0.005, 0.995])) if (vol > 0).any() else (0, 1)
+        vol = ((vol - lo) / (hi - lo)).clamp(0, 1)
+        if slices:
+            mid = vol.shape[-1] // 2
+            vol = vol[..., mid - slices // 2 : mid - slices // 2 + slices]
+        volumes[name] = vol
+    return volumes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="paper")
+    parser.add_argument("--spacing", type=float, default=1.0, help="phantom voxel size in mm (1.0: 197x233x189)")
+    parser.add_argument("--slices", type=int, default=None, help="central slices to use (default: all)")
+    parser.add_argument("--loop-slices", type=int, default=None, help="slices the straightforward loop runs")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    torch.manual_seed(0)
+    net = build_seq2seq(args.config, protocol="brain").to(device).eval()
+    volumes = phantom_volumes(args.spacing, args.slices)
+    depth = next(iter(volumes.values())).shape[-1]
+    grid = tuple(next(iter(volumes.values())).shape[1:3])
+    pairs = len(BRAIN) * len(BRAIN)
+    synth = Seq2SeqSynthesizer(net, "brain", batch_size=args.batch_size, device=device, amp=cuda, progress=False,
+                               compile=args.compile)
+
+    synth.all_pairs({k: v[..., :2] for k, v in volumes.items()})  # warm-up (and compile)
+    sync()
+    start = time.perf_counter()
+    fast = synth.all_pairs(volumes)
+    sync()
+    t_fast = time.perf_counter() - start
+
+    loop_slices = min(depth, args.loop_slices or depth)
+    slabs = {n: pad_to_multiple(volume_to_slabs(v * 2 - 1), net.downsample_factor)[0] for n, v in volumes.items()}
+    with torch.inference_mode():
+        net(slabs["T1"][:1].to(device), 0)  # warm-up
+        sync()
+        start = time.perf_counter()
+        for source in BRAIN.names:
+            for target in range(len(BRAIN)):
+                for z in range(loop_slices):
+                    net(slabs[source][z : z + 1].to(device), target)
+        sync()
+    t_loop_run = time.perf_counter() - start
+    t_loop = t_loop_run * depth / loop_slices
+
+    # agreement of the two paths on one slice and pair (bf16 on CUDA: looser tolerance)
+    z = loop_slices // 2
+    with torch.inference_mode():
+        ref = ((net(slabs["T2"][z : z + 1].to(device), 1)[0, 0, 1, : grid[0], : grid[1]] + 1) / 2).clamp(0, 1)
+    err = (fast["T1Gd"]["T2"][0, ..., z] - ref.float().cpu()).abs().max().item()
+
+    with torch.device("meta"):
+        meta_net = build_seq2seq(args.config, protocol="brain")
+        x = torch.randn(1, 3, *[s + (-s) % 4 for s in grid])
+        with FlopCounterMode(display=False) as counter:
+            meta_net(x, torch.eye(64)[:1])
+    flops_per_translation_slice = counter.get_total_flops()
+    total_flops = flops_per_translation_slice * pairs * depth
+
+    params = sum(p.numel() for p in net.parameters()) / 1e6
+    print(f"all {pairs} pairs of a {grid[0]}x{grid[1]}x{depth} brain phantom ({args.spacing} mm), "
+          f"config={args.config} ({params:.1f} M params), device={torch.cuda.get_device_name() if cuda else 'cpu'}")
+    print(f"straightforward loop : {t_loop:9.2f} s" + (f"  (measured on {loop_slices} of {depth} slices: "
+                                                       f"{t_loop_run:.2f} s, scaled per slice)"
+                                                       if loop_slices < depth else ""))
+    print(f"fast path            : {t_fast:9.2f} s  ({synth.describe()})")
+    print(f"ratio                : {t_loop / t_fast:9.1f}x   (targets: >= 10x on GPU, >= 3x on CPU)")
+    print(f"throughput           : {pairs * depth / t_fast:9.1f} slice-translations/s (fast), "
+          f"{pairs * depth / t_loop:.1f} (loop)")
+    print(f"work                 : {total_flops / 2e12:9.2f} TMAC for the subject; max |fast - loop| = {err:.2e}")
+    if cuda:
+        achieved = total_flops / t_fast / 1e12
+        peak = peak_tflops(torch.cuda.get_device_name())
+        share = f" = {100 * achieved / peak:.1f}% of the {peak:.0f} TFLOP/s dense bf16 peak" if peak else ""
+        print(f"achieved             : {achieved:9.1f} TFLOP/s{share}")
+
+
+if __name__ == "__main__":
+    main()

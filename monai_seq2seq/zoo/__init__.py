@@ -1,0 +1,5 @@
+"""Model zoo: integrity checks of bundle files (packing, download and verification build on them)."""
+
+from .integrity import IntegrityError, expected_hash, load_weights, sha256_file, verify_sha256
+
+__all__ = ["IntegrityError", "expected_hash", "load_weights", "sha256_file", "verify_sha256"]

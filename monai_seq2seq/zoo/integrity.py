@@ -1,0 +1,82 @@
+"""Integrity of weight files: sha256 first, then ``torch.load(weights_only=True)``; nothing else is trusted."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+__all__ = ["IntegrityError", "sha256_file", "verify_sha256", "expected_hash", "load_weights"]
+
+
+class IntegrityError(ValueError):
+    """A file does not match its recorded hash, or the record is missing or malformed."""
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> str:
+    """Raise :class:`IntegrityError` unless ``path``'s sha256 equals ``expected``; return the hash."""
+    path = Path(path)
+    if not path.is_file():
+        raise IntegrityError(f"{path} does not exist.")
+    expected = str(expected).lower().strip()
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise IntegrityError(f"the recorded sha256 for {path.name} is not a sha256 hex digest: {expected!r}.")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise IntegrityError(
+            f"{path} has sha256 {actual}, expected {expected}: the file is corrupted or was replaced; refusing it."
+        )
+    return actual
+
+
+def expected_hash(bundle_dir: str | Path, relative_path: str = "models/model.pt") -> str:
+    """The sha256 of a bundle file as recorded in the bundle's ``large_files.yml``."""
+    bundle_dir = Path(bundle_dir)
+    record = bundle_dir / "large_files.yml"
+    if not record.is_file():
+        raise IntegrityError(f"{record} is missing: no recorded hash for {relative_path}.")
+    data = yaml.safe_load(record.read_text()) or {}
+    for entry in data.get("large_files", []):
+        if Path(entry.get("path", "")) == Path(relative_path):
+            if str(entry.get("hash_type", "")).lower() != "sha256":
+                raise IntegrityError(f"{record}: {relative_path} must be recorded with hash_type sha256.")
+            return str(entry["hash_val"])
+    raise IntegrityError(f"{record} has no entry for {relative_path}.")
+
+
+def load_weights(path: str | Path, sha256: str | None = None, bundle_dir: str | Path | None = None,
+                 map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """Load a state dict after checking its sha256.
+
+    Args:
+        path: the weights file.
+        sha256: expected hash; or give ``bundle_dir`` to read it from the bundle's ``large_files.yml``.
+        bundle_dir: a bundle folder whose ``large_files.yml`` records ``path`` (relative to the bundle).
+        map_location: as in ``torch.load``.
+
+    Raises:
+        IntegrityError: no hash to check against, or a mismatch.
+    """
+    path = Path(path)
+    if sha256 is None:
+        if bundle_dir is None:
+            raise IntegrityError(f"no sha256 given for {path}: refusing to load unchecked weights.")
+        sha256 = expected_hash(bundle_dir, str(path.resolve().relative_to(Path(bundle_dir).resolve())))
+    verify_sha256(path, sha256)
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise IntegrityError(f"{path} does not hold a state dict.")
+    return state

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from monai_seq2seq.zoo import IntegrityError, expected_hash, load_weights, sha256_file
+
+
+def _bundle(tmp_path):
+    (tmp_path / "models").mkdir()
+    weights = tmp_path / "models" / "model.pt"
+    torch.save({"w": torch.arange(4.0)}, weights)
+    (tmp_path / "large_files.yml").write_text(
+        f"large_files:\n  - path: models/model.pt\n    url: file:///nowhere/model.pt\n"
+        f"    hash_val: {sha256_file(weights)}\n    hash_type: sha256\n"
+    )
+    return weights
+
+
+def test_load_checked_weights(tmp_path):
+    weights = _bundle(tmp_path)
+    state = load_weights(weights, bundle_dir=tmp_path)
+    assert torch.equal(state["w"], torch.arange(4.0))
+    assert expected_hash(tmp_path) == sha256_file(weights)
+
+
+def test_tampered_truncated_and_unchecked(tmp_path):
+    weights = _bundle(tmp_path)
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-10])
+    with pytest.raises(IntegrityError, match="corrupted or was replaced"):
+        load_weights(weights, bundle_dir=tmp_path)
+    with pytest.raises(IntegrityError, match="no sha256"):
+        load_weights(weights)
+    with pytest.raises(IntegrityError, match="not a sha256"):
+        load_weights(weights, sha256="abc")
+    (tmp_path / "large_files.yml").unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        load_weights(weights, bundle_dir=tmp_path)
+
+
+def test_pickled_code_is_refused_even_with_matching_hash(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"w": Evil()}, path)
+    with pytest.raises(Exception, match="(?i)weights only|unsupported|global"):
+        load_weights(path, sha256=sha256_file(path))
