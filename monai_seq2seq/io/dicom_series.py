@@ -1,0 +1,545 @@
+"""Read DICOM MR series from a folder into arrays with MONAI (RAS) affines, splitting 4D series into frames.
+
+Steps: read every DICOM header of a folder (:func:`scan_dicom_folder`), group the files into series by
+SeriesInstanceUID, expand Siemens mosaics and enhanced (multi-frame) MR files into slices, split a 4D
+series into frames -- by b-value (:func:`~monai_seq2seq.io.dicom_vendor.get_bvalue`: (0018,9087) or vendor
+fields) for DWI, by Temporal Position Identifier, Trigger Time or Acquisition Time for DCE -- then order the
+slices of each frame by ImagePositionPatient projected on the slice normal (``row x column`` direction
+cosines, ascending), check that the geometry is consistent, and stack.
+
+Array and affine convention (the same as ``monai.data.ITKReader`` and ``NibabelReader``): the array is
+indexed ``[i, j, k]`` = ``[column, row, slice]``, shape ``(X, Y, Z)`` = ``(Columns, Rows, slices)`` for 3D and
+``(X, Y, Z, T)`` for 4D with ``original_channel_dim = -1`` (``EnsureChannelFirst`` gives ``(T, X, Y, Z)``);
+``meta["affine"]`` maps ``(i, j, k, 1)`` to RAS millimetres. 4D series get ``meta["frame_axis"]`` and
+``meta["frame_values"]`` (seconds after the first frame, or b-values in s/mm^2) in frame order (increasing).
+``meta["sequence"]`` is the canonical name from :func:`~monai_seq2seq.io.dicom_identify.identify_sequence`
+when the tags identify it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from monai.data import ImageReader
+from monai.utils import ensure_tuple
+from pydicom.dataset import Dataset
+
+from ..data.protocols import BREAST, FrameAxis, Protocol
+from .dicom_identify import identify_sequence
+from .dicom_multiframe import enhanced_frame_headers, is_multiframe
+from .dicom_vendor import (
+    file_label,
+    get_acquisition_time_s,
+    get_bvalue,
+    get_float,
+    get_floats,
+    get_trigger_time_s,
+    require_tag,
+    siemens_mosaic_count,
+)
+from .errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
+
+__all__ = [
+    "DicomSlice",
+    "read_dicom_file",
+    "scan_dicom_folder",
+    "read_dicom_series",
+    "DicomSeriesReader",
+    "LPS_TO_RAS",
+]
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+ORIENTATION_TOL = 1e-4
+POSITION_TOL = 1e-3  # mm
+POSITION_KEY = 1e-2  # mm: positions closer than this count as the same slice position
+SPACING_RTOL = 1e-2
+
+
+def _open(path: str):
+    return gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")
+
+
+def read_dicom_file(path: str | os.PathLike, stop_before_pixels: bool = True) -> Dataset:
+    """Read one DICOM file (``.gz`` compressed files too).
+
+    Raises:
+        UnreadableFileError: missing, truncated or not DICOM; the message names the file.
+    """
+    path = str(path)
+    try:
+        with _open(path) as f:
+            ds = pydicom.dcmread(f, stop_before_pixels=stop_before_pixels)
+    except FileNotFoundError as err:
+        raise UnreadableFileError(f"DICOM file {path!r} does not exist.") from err
+    except Exception as err:
+        raise UnreadableFileError(f"cannot read DICOM file {path!r}: {type(err).__name__}: {err}") from err
+    ds.filename = path
+    if not stop_before_pixels and "PixelData" not in ds:
+        raise DicomTagError(f"DICOM file {path!r} lacks the required tag PixelData (7FE0,0010).")
+    return ds
+
+
+@dataclass
+class DicomSlice:
+    """One 2D slice of a series (a whole file, or one tile of a Siemens mosaic).
+
+    Attributes:
+        path: the file.
+        header: the file's dataset (no pixel data).
+        position: ImagePositionPatient of the slice (LPS, mm), corrected for mosaics.
+        row_cos: direction of increasing column index (ImageOrientationPatient[:3]).
+        col_cos: direction of increasing row index (ImageOrientationPatient[3:]).
+        spacing: PixelSpacing ``(between rows, between columns)`` in mm.
+        shape: ``(Rows, Columns)`` of the slice.
+        mosaic_index: tile index inside a mosaic, ``None`` for ordinary files.
+        frame_index: frame index inside an enhanced/multi-frame file, ``None`` for single-frame files.
+    """
+
+    path: str
+    header: Dataset = field(repr=False)
+    position: np.ndarray
+    row_cos: np.ndarray
+    col_cos: np.ndarray
+    spacing: tuple[float, float]
+    shape: tuple[int, int]
+    mosaic_index: int | None = None
+    frame_index: int | None = None
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row_cos, self.col_cos)
+
+
+def _slices_of(ds: Dataset) -> list[DicomSlice]:
+    if is_multiframe(ds):
+        if "PerFrameFunctionalGroupsSequence" not in ds:
+            raise DicomTagError(
+                f"DICOM file {file_label(ds)!r} has {ds.get('NumberOfFrames')} frames but no "
+                "PerFrameFunctionalGroupsSequence (5200,9230) to place them."
+            )
+        out = []
+        for i, fh in enumerate(enhanced_frame_headers(ds)):
+            (s,) = _slices_of(fh)
+            s.header, s.frame_index = fh, i
+            out.append(s)
+        return out
+    path = file_label(ds)
+    rows = int(require_tag(ds, "Rows"))
+    cols = int(require_tag(ds, "Columns"))
+    iop = np.asarray(get_floats(ds, "ImageOrientationPatient", count=6))
+    row_cos, col_cos = iop[:3], iop[3:]
+    if abs(np.linalg.norm(row_cos) - 1) > 1e-3 or abs(np.linalg.norm(col_cos) - 1) > 1e-3 or abs(
+            row_cos @ col_cos) > 1e-3:
+        raise DicomTagError(
+            f"DICOM file {path!r}: ImageOrientationPatient (0020,0037) {iop.tolist()} is not two orthonormal vectors."
+        )
+    row_cos, col_cos = row_cos / np.linalg.norm(row_cos), col_cos / np.linalg.norm(col_cos)
+    spacing = tuple(get_floats(ds, "PixelSpacing", count=2))
+    if min(spacing) <= 0:
+        raise DicomTagError(f"DICOM file {path!r}: PixelSpacing (0028,0030) must be positive, got {list(spacing)}.")
+    ipp = np.asarray(get_floats(ds, "ImagePositionPatient", count=3))
+    n_mosaic = siemens_mosaic_count(ds)
+    if n_mosaic == 1:
+        return [DicomSlice(path, ds, ipp, row_cos, col_cos, spacing, (rows, cols))]
+    # Siemens mosaic: tiles of (rows/m, cols/m); IPP refers to the whole mosaic's corner.
+    from nibabel.nicom import csareader
+
+    from .dicom_vendor import siemens_csa_image_header
+
+    m = int(np.ceil(np.sqrt(n_mosaic)))
+    if rows % m or cols % m:
+        raise DicomTagError(f"DICOM file {path!r}: mosaic of {rows}x{cols} cannot hold {m}x{m} tiles.")
+    t_rows, t_cols = rows // m, cols // m
+    dr, dc = spacing
+    # move the corner by half the difference between mosaic and tile size along rows and columns
+    # (the header's cosines as written, not renormalised, as the scanner computed the corner with them)
+    pos0 = ipp + iop[:3] * dc * (cols - t_cols) / 2.0 + iop[3:] * dr * (rows - t_rows) / 2.0
+    normal = np.cross(row_cos, col_cos)
+    csa_normal = csareader.get_slice_normal(siemens_csa_image_header(ds))
+    if csa_normal is not None and float(np.dot(csa_normal, normal)) < 0:
+        normal = -normal
+    gap = get_float(ds, "SpacingBetweenSlices") or get_float(ds, "SliceThickness")
+    if not gap:
+        raise DicomTagError(f"DICOM file {path!r}: mosaic needs SpacingBetweenSlices (0018,0088) or SliceThickness.")
+    return [
+        DicomSlice(path, ds, pos0 + k * gap * normal, row_cos, col_cos, spacing, (t_rows, t_cols), mosaic_index=k)
+        for k in range(n_mosaic)
+    ]
+
+
+def _is_candidate(path: Path) -> bool:
+    name = path.name.lower()
+    if name.startswith(".") or name == "dicomdir":
+        return False
+    if name.endswith((".dcm", ".dcm.gz", ".ima", ".dicom")):
+        return True
+    if "." in name:  # other suffixes (json, txt, nii...) are not DICOM
+        return False
+    try:
+        return pydicom.misc.is_dicom(str(path))
+    except OSError:
+        return False
+
+
+def scan_dicom_folder(folder: str | os.PathLike, recursive: bool = True) -> dict[str, list[Dataset]]:
+    """Headers of all DICOM files under ``folder``, grouped by SeriesInstanceUID (sorted by file name).
+
+    Files ending in ``.dcm``, ``.dcm.gz``, ``.ima``, ``.dicom`` or without suffix but with the DICOM preamble
+    are read; others are ignored.
+
+    Raises:
+        UnreadableFileError: the folder does not exist, holds no DICOM file, or a DICOM file is corrupt.
+        DicomTagError: a file lacks SeriesInstanceUID.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UnreadableFileError(f"DICOM folder {str(folder)!r} does not exist or is not a folder.")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(p for p in candidates if p.is_file() and _is_candidate(p))
+    if not files:
+        raise UnreadableFileError(f"DICOM folder {str(folder)!r} holds no DICOM files.")
+    series: dict[str, list[Dataset]] = defaultdict(list)
+    for path in files:
+        ds = read_dicom_file(path)
+        series[str(require_tag(ds, "SeriesInstanceUID"))].append(ds)
+    return dict(series)
+
+
+def _check_same(slices: Sequence[DicomSlice], what: str, get, tol: float | None) -> None:
+    ref = get(slices[0])
+    for s in slices[1:]:
+        val = get(s)
+        same = np.allclose(val, ref, atol=tol, rtol=0) if tol is not None else val == ref
+        if not same:
+            raise SeriesConsistencyError(
+                f"series has two different {what}: {np.asarray(ref).tolist()} in {slices[0].path!r} and "
+                f"{np.asarray(val).tolist()} in {s.path!r}."
+            )
+
+
+def _geometry(frame: list[DicomSlice], label: str) -> tuple[list[DicomSlice], np.ndarray]:
+    """Sort the slices of one frame along the normal and build the RAS affine."""
+    normal = frame[0].normal
+    dist = np.array([float(s.position @ normal) for s in frame])
+    order = np.argsort(dist, kind="stable")
+    frame = [frame[i] for i in order]
+    dist = dist[order]
+    gaps = np.diff(dist)
+    for g, a, b in zip(gaps, frame[:-1], frame[1:], strict=False):
+        if g < POSITION_TOL:
+            raise SeriesConsistencyError(
+                f"{label}: duplicate slices at the same position {a.position.tolist()} in {a.path!r} and {b.path!r} "
+                "(and no b-value or temporal tag tells them apart)."
+            )
+    if len(frame) > 1:
+        step = float(np.mean(gaps))
+        if np.max(np.abs(gaps - step)) > max(SPACING_RTOL * step, POSITION_TOL):
+            raise SeriesConsistencyError(
+                f"{label}: non-uniform slice spacing; gaps between consecutive slices (mm) are "
+                f"{np.round(gaps, 4).tolist()} (files {frame[0].path!r} ... {frame[-1].path!r})."
+            )
+        off = frame[-1].position - frame[0].position
+        in_plane = off - (off @ normal) * normal
+        if np.linalg.norm(in_plane) > max(1e-2 * abs(off @ normal), 10 * POSITION_TOL):
+            raise SeriesConsistencyError(
+                f"{label}: slices are not stacked along the slice normal (tilted/sheared stack): in-plane offset "
+                f"{np.round(in_plane, 4).tolist()} mm between {frame[0].path!r} and {frame[-1].path!r}."
+            )
+    else:
+        hdr = frame[0].header
+        step = get_float(hdr, "SpacingBetweenSlices") or get_float(hdr, "SliceThickness") or 1.0
+    dr, dc = frame[0].spacing
+    lps = np.eye(4)
+    lps[:3, 0] = frame[0].row_cos * dc
+    lps[:3, 1] = frame[0].col_cos * dr
+    lps[:3, 2] = normal * step
+    lps[:3, 3] = frame[0].position
+    return frame, LPS_TO_RAS @ lps
+
+
+def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, list[float], list[list[DicomSlice]]]:
+    """Split the slices of a series into frames: ``(frame_axis, raw frame keys, frames)``."""
+    normal = slices[0].normal
+    pos_key = [round(float(s.position @ normal) / POSITION_KEY) for s in slices]
+    repeated = len(set(pos_key)) < len(slices)
+    per_file: dict[int, tuple] = {}  # mosaic tiles share their file's header: read its tags once
+    for s in slices:
+        if id(s.header) not in per_file:
+            h = s.header
+            per_file[id(h)] = (get_bvalue(h), get_float(h, "TemporalPositionIdentifier"), get_trigger_time_s(h))
+    bvals = [per_file[id(s.header)][0] for s in slices]
+    tpis = [per_file[id(s.header)][1] for s in slices]
+    triggers = [per_file[id(s.header)][2] for s in slices]
+
+    def group(keys: list[float | None], tag: str) -> tuple[list[float], list[list[DicomSlice]]]:
+        for k, s in zip(keys, slices, strict=True):
+            if k is None:
+                raise DicomTagError(
+                    f"{label}: DICOM file {s.path!r} lacks {tag}, which other files of its series use to split frames."
+                )
+        groups: dict[float, list[DicomSlice]] = defaultdict(list)
+        for k, s in zip(keys, slices, strict=True):
+            groups[float(k)].append(s)
+        values = sorted(groups)
+        return values, [groups[v] for v in values]
+
+    if len({b for b in bvals if b is not None}) > 1:
+        keys, frames = group(bvals, "a diffusion b-value (0018,9087 or vendor field)")
+        axis = FrameAxis.BVALUE
+    elif len({t for t in tpis if t is not None}) > 1:
+        keys, frames = group(tpis, "TemporalPositionIdentifier (0020,0100)")
+        axis = FrameAxis.TIME
+    elif repeated and len({t for t in triggers if t is not None}) > 1:
+        keys, frames = group(triggers, "TriggerTime (0018,1060)")
+        axis = FrameAxis.TIME
+    elif repeated and all(get_acquisition_time_s(s.header) is not None for s in slices):
+        # frames by rank of acquisition time among the slices at the same position
+        at_pos: dict[int, list[DicomSlice]] = defaultdict(list)
+        for k, s in zip(pos_key, slices, strict=True):
+            at_pos[k].append(s)
+        rank: dict[int, int] = {}
+        for group_slices in at_pos.values():
+            group_slices.sort(key=lambda s: get_acquisition_time_s(s.header))
+            for r, s in enumerate(group_slices):
+                rank[id(s)] = r
+            times = [get_acquisition_time_s(s.header) for s in group_slices]
+            for a, b, ta, tb in zip(group_slices, group_slices[1:], times, times[1:], strict=False):
+                if tb == ta:
+                    raise SeriesConsistencyError(
+                        f"{label}: duplicate timepoint: {a.path!r} and {b.path!r} have the same position and "
+                        f"AcquisitionTime (0008,0032)."
+                    )
+        n = max(rank.values()) + 1
+        frames = [[s for s in slices if rank[id(s)] == r] for r in range(n)]
+        keys = [float(r) for r in range(n)]
+        axis = FrameAxis.TIME
+    else:
+        return None, [], [slices]
+    # a frame must hold each position once (else duplicate b-value/timepoint)
+    for key, frame in zip(keys, frames, strict=True):
+        seen: dict[int, DicomSlice] = {}
+        for s in frame:
+            k = round(float(s.position @ normal) / POSITION_KEY)
+            if k in seen:
+                what = "b-value" if axis == FrameAxis.BVALUE else "timepoint"
+                hint = (" (several diffusion directions per b-value? read the trace-weighted series instead)"
+                        if axis == FrameAxis.BVALUE else "")
+                raise SeriesConsistencyError(
+                    f"{label}: duplicate {what} {key:g} at slice position {s.position.tolist()}: "
+                    f"{seen[k].path!r} and {s.path!r}{hint}."
+                )
+            seen[k] = s
+    counts = [len(f) for f in frames]
+    if len(set(counts)) > 1:
+        desc = ", ".join(f"{axis} {k:g}: {c}" for k, c in zip(keys, counts, strict=True))
+        raise SeriesConsistencyError(f"{label}: the frames of this 4D series have different slice counts ({desc}).")
+    return axis, keys, frames
+
+
+def _frame_times(frames: list[list[DicomSlice]], label: str) -> list[float]:
+    """Seconds after the first frame, from TriggerTime, else AcquisitionTime, else TemporalResolution."""
+    triggers = [[get_trigger_time_s(s.header) for s in f] for f in frames]
+    if all(t is not None for f in triggers for t in f) and len({min(f) for f in triggers}) == len(frames):
+        starts = [min(f) for f in triggers]
+    else:
+        acq = [[get_acquisition_time_s(s.header) for s in f] for f in frames]
+        if all(t is not None for f in acq for t in f) and len({min(f) for f in acq}) == len(frames):
+            starts = [min(f) for f in acq]
+            starts = [t + 86400.0 if t < starts[0] - 43200 else t for t in starts]  # acquisition over midnight
+        else:
+            res = get_float(frames[0][0].header, "TemporalResolution")
+            if not res:
+                raise DicomTagError(
+                    f"{label}: cannot time the {len(frames)} temporal positions: TriggerTime (0018,1060) and "
+                    f"AcquisitionTime (0008,0032) do not differ between frames and TemporalResolution (0020,0110) "
+                    f"is missing (first file {frames[0][0].path!r})."
+                )
+            starts = [i * res / 1000.0 for i in range(len(frames))]
+    return [t - starts[0] for t in starts]
+
+
+def _pixels(frames: list[list[DicomSlice]]) -> np.ndarray:
+    """Array ``(X, Y, Z, T)`` (float32, rescaled per slice) of sorted frames of slices."""
+    cache: dict[str, np.ndarray] = {}
+    n_t, n_z = len(frames), len(frames[0])
+    rows, cols = frames[0][0].shape
+    out = np.empty((cols, rows, n_z, n_t), dtype=np.float32)
+    for t, frame in enumerate(frames):
+        for z, s in enumerate(frame):
+            if s.path not in cache:
+                ds = read_dicom_file(s.path, stop_before_pixels=False)
+                try:
+                    arr = np.asarray(ds.pixel_array)
+                except Exception as err:
+                    raise UnreadableFileError(f"cannot decode the pixel data of DICOM file {s.path!r}: {err}") from err
+                cache.clear()  # keep one file in memory (mosaics and multi-frame files hold many slices)
+                cache[s.path] = arr
+            arr = cache[s.path]
+            if s.frame_index is not None:
+                arr = arr[s.frame_index]
+            if s.mosaic_index is not None:
+                m = arr.shape[1] // s.shape[1]
+                r, c = divmod(s.mosaic_index, m)
+                arr = arr[r * s.shape[0]:(r + 1) * s.shape[0], c * s.shape[1]:(c + 1) * s.shape[1]]
+            if arr.shape != (rows, cols):
+                raise SeriesConsistencyError(
+                    f"DICOM file {s.path!r}: pixel data of shape {arr.shape} != (Rows, Columns) {(rows, cols)}."
+                )
+            slope = get_float(s.header, "RescaleSlope") or 1.0
+            intercept = get_float(s.header, "RescaleIntercept") or 0.0
+            out[:, :, z, t] = arr.T.astype(np.float32) * slope + intercept
+    return out
+
+
+def _series_meta(ds: Dataset) -> dict:
+    meta: dict = {}
+    for key in ("SeriesInstanceUID", "SeriesDescription", "ProtocolName", "Modality", "Manufacturer",
+                "PatientID", "StudyInstanceUID", "SeriesNumber"):
+        value = ds.get(key, None)
+        if value not in (None, ""):
+            meta[key] = str(value)
+    return meta
+
+
+def read_dicom_series(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    series_uid: str | Sequence[str] | None = None,
+    protocol: str | Protocol = BREAST,
+) -> tuple[np.ndarray, dict]:
+    """Read one DICOM series.
+
+    Args:
+        source: a folder (searched recursively) or a list of DICOM files.
+        series_uid: which series to read when there are several; required then. A list of UIDs reads them
+            as one series (e.g. a DCE acquired as one series per timepoint, as some Siemens protocols do):
+            their frames are then told apart by TemporalPositionIdentifier, TriggerTime or AcquisitionTime.
+        protocol: protocol whose canonical names ``meta["sequence"]`` uses.
+
+    Returns:
+        ``(array, meta)``: array ``(X, Y, Z)`` for 3D or ``(X, Y, Z, T)`` for 4D (float32, rescaled), meta with
+        ``affine``/``original_affine`` (RAS), ``spatial_shape``, ``space`` ``"RAS"``, ``original_channel_dim``
+        (``nan`` or ``-1``), ``filename_or_obj``, ``frame_axis``/``frame_values`` (4D), ``sequence`` (when
+        identified) and a few series tags (``SeriesInstanceUID``, ``SeriesDescription``...).
+
+    Raises:
+        UnreadableFileError: a file cannot be read (named).
+        DicomTagError: a required tag is missing or malformed (tag and file named).
+        SeriesConsistencyError: orientations, pixel sizes, spacings or frames contradict each other.
+        ValueError: several series and no (or an unknown) ``series_uid``.
+    """
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        groups = scan_dicom_folder(source)
+        origin = str(source)
+    else:
+        files = [str(f) for f in ensure_tuple(source)]
+        groups = defaultdict(list)
+        for f in files:
+            ds = read_dicom_file(f)
+            groups[str(require_tag(ds, "SeriesInstanceUID"))].append(ds)
+        origin = files[0]
+    if series_uid is None:
+        if len(groups) > 1:
+            desc = {uid: str(h[0].get("SeriesDescription", "")) for uid, h in groups.items()}
+            raise ValueError(f"{origin!r} holds {len(groups)} series {desc}; pass series_uid= to choose one.")
+        series_uid = next(iter(groups))
+    uids = [series_uid] if isinstance(series_uid, str) else list(series_uid)
+    for uid in uids:
+        if uid not in groups:
+            raise ValueError(f"{origin!r} has no series {uid!r}; found {sorted(groups)}.")
+    headers = [ds for uid in uids for ds in groups[uid]]
+    label = f"DICOM series {uids[0] if len(uids) == 1 else uids} in {origin!r}"
+    for ds in headers:
+        modality = str(ds.get("Modality", "MR"))
+        if modality != "MR":
+            raise DicomTagError(f"DICOM file {file_label(ds)!r}: Modality (0008,0060) is {modality!r}, expected 'MR'.")
+    slices = [s for ds in headers for s in _slices_of(ds)]
+    _check_same(slices, "orientations (ImageOrientationPatient)", lambda s: np.r_[s.row_cos, s.col_cos],
+                ORIENTATION_TOL)
+    _check_same(slices, "pixel spacings (PixelSpacing)", lambda s: np.asarray(s.spacing), 1e-4)
+    _check_same(slices, "image sizes (Rows, Columns)", lambda s: s.shape, None)
+
+    axis, keys, frames = _split_frames(slices, label)
+    sorted_frames, affines = [], []
+    for key, frame in zip(keys or [None], frames, strict=True):
+        flabel = label if axis is None else f"{label}, frame {axis} {key:g}"
+        f_sorted, aff = _geometry(frame, flabel)
+        sorted_frames.append(f_sorted)
+        affines.append(aff)
+    for key, aff in zip(keys[1:], affines[1:], strict=False):
+        if not np.allclose(aff, affines[0], atol=1e-3):
+            raise SeriesConsistencyError(
+                f"{label}: frame {axis} {key:g} covers other positions than the first frame "
+                f"(affine {np.round(aff, 4).tolist()} vs {np.round(affines[0], 4).tolist()})."
+            )
+    data = _pixels(sorted_frames)
+    meta = _series_meta(headers[0])
+    affine = affines[0]
+    meta.update(
+        affine=affine.copy(),
+        original_affine=affine.copy(),
+        spatial_shape=np.asarray(data.shape[:3]),
+        space="RAS",
+        filename_or_obj=origin,
+    )
+    if axis is None:
+        data = data[..., 0]
+        meta["original_channel_dim"] = float("nan")
+    else:
+        if axis == FrameAxis.TIME:
+            values = _frame_times(sorted_frames, label) if len(frames) > 1 else [0.0]
+            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+                raise FrameValuesError(f"{label}: frame times {values} do not increase with the temporal position.")
+        else:
+            values = [float(k) for k in keys]
+        meta["original_channel_dim"] = -1
+        meta["frame_axis"] = axis
+        meta["frame_values"] = values
+    seq = identify_sequence(headers, protocol, frame_axis=axis, n_frames=len(frames))
+    if seq is not None:
+        meta["sequence"] = seq
+    return data, meta
+
+
+class DicomSeriesReader(ImageReader):
+    """MONAI ``ImageReader`` for one DICOM MR series in a folder (3D, or 4D DCE/DWI split into frames).
+
+    Usage: ``LoadImaged("DCE", reader=DicomSeriesReader(), ensure_channel_first=True)`` with the folder
+    as the file name gives ``(T, X, Y, Z)`` with ``frame_axis``/``frame_values`` in the meta.
+
+    Args:
+        series_uid: which series to read from folders holding several (a list: read them as one 4D series).
+        protocol: protocol whose canonical names ``meta["sequence"]`` uses.
+    """
+
+    def __init__(self, series_uid: str | Sequence[str] | None = None, protocol: str | Protocol = BREAST):
+        super().__init__()
+        self.series_uid = series_uid
+        self.protocol = protocol
+
+    def verify_suffix(self, filename) -> bool:
+        """True for folders and ``.dcm`` files."""
+        names = ensure_tuple(filename)
+        return bool(names) and all(Path(n).is_dir() or str(n).lower().endswith((".dcm", ".dcm.gz")) for n in names)
+
+    def read(self, data, **kwargs):
+        """Returns the source (folder or list of files); the work happens in :meth:`get_data`."""
+        names = [str(n) for n in ensure_tuple(data)]
+        for n in names:
+            if not os.path.exists(n):
+                raise UnreadableFileError(f"DICOM path {n!r} does not exist.")
+        if len(names) == 1:
+            return names[0]
+        if any(Path(n).is_dir() for n in names):
+            raise ValueError(f"DicomSeriesReader reads one folder or a list of files, got {names}.")
+        return names
+
+    def get_data(self, img) -> tuple[np.ndarray, dict]:
+        """Array ``(X, Y, Z)`` or ``(X, Y, Z, T)`` and meta, see :func:`read_dicom_series`."""
+        return read_dicom_series(img, series_uid=self.series_uid, protocol=self.protocol)
