@@ -39,6 +39,8 @@ class DifferentiationEvaluator(Evaluator):
             out and the outputs say so.
         use_lpips: set False to leave LPIPS out on purpose.
         tumour_labels: label values forming the tumour mask for SSIM inside/outside (BraTS: 1, 2, 4).
+        foreground_threshold: without a ``"foreground"`` key, the foreground is where any sequence exceeds this
+            normalised intensity; maps are zero outside it. ``None``: no foreground mask.
         val_handlers: handlers (e.g. :class:`DifferentiationWriter`, :class:`MetricsTableWriter`, progress bar).
     """
 
@@ -52,12 +54,14 @@ class DifferentiationEvaluator(Evaluator):
         use_lpips: bool = True,
         tumour_labels: Sequence[int] = (1, 2, 4),
         keep_predictions: bool = False,
+        foreground_threshold: float | None = 0.02,
         val_handlers: Sequence | None = None,
         epoch_length: int | None = None,
     ) -> None:
         super().__init__(device=device, val_data_loader=val_data_loader, epoch_length=epoch_length,
                          val_handlers=val_handlers, decollate=False)
         self.synthesizer = synthesizer
+        self.foreground_threshold = foreground_threshold
         self.protocol = synthesizer.protocol
         self.include_self = include_self
         self.tumour_labels = tuple(tumour_labels)
@@ -73,7 +77,12 @@ class DifferentiationEvaluator(Evaluator):
 
     def _masks(self, subject: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         foreground = subject.get("foreground")
-        foreground = None if foreground is None else torch.as_tensor(foreground).reshape(-1, *foreground.shape[-3:])[0]
+        if foreground is not None:
+            foreground = torch.as_tensor(foreground)
+            foreground = foreground.reshape(-1, *foreground.shape[-3:])[0]
+        elif self.foreground_threshold is not None:
+            volumes = subject_volumes(subject, self.protocol).values()
+            foreground = torch.stack([v.amax(0) for v in volumes]).amax(0) > self.foreground_threshold
         label = subject.get("label")
         tumour = None
         if label is not None:

@@ -82,14 +82,19 @@ def plot_overlays(
         images: name -> 3D volume (X, Y, Z) in [0, 1] (a 4D series: pass its frame mean).
         maps: name -> differentiation map (X, Y, Z).
         path: PNG path.
-        slice_index: axial slice; default the slice where the summed maps peak.
+        slice_index: axial slice; default: the slice with the most planted region (``contours``), else the one
+            where the maps carry most weight inside the object.
         contours: optional name -> binary mask drawn as a contour (e.g. the planted region).
         order: column order; default the order of ``maps``.
     """
     plt = _pyplot()
     names = list(order or maps)
     if slice_index is None:
-        profile = sum(np.asarray(maps[n]).sum(axis=(0, 1)) for n in names)
+        if contours:
+            profile = sum(np.asarray(c, dtype=float).sum(axis=(0, 1)) for c in contours.values())
+        else:  # where the maps carry most weight inside the imaged object
+            inside = sum((np.asarray(images[n]) > 0.02).astype(float) for n in names) > 0
+            profile = sum((np.asarray(maps[n]) * inside).sum(axis=(0, 1)) for n in names)
         slice_index = int(np.argmax(profile))
     fig, axes = plt.subplots(2, len(names), figsize=(2.6 * len(names), 5.4), squeeze=False)
     vmax = max(float(np.percentile(np.asarray(maps[n]), 99.5)) for n in names) or 1.0

@@ -1,0 +1,45 @@
+"""Ignite handler that loads bundle weights only after their sha256 checks out (MONAI CheckpointLoader style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .integrity import load_weights
+
+__all__ = ["VerifiedCheckpointLoader"]
+
+
+class VerifiedCheckpointLoader:
+    """Load a state dict into a network when the engine starts, after a sha256 check.
+
+    Args:
+        load_path: weights file (a state dict, or a checkpoint dict with a ``"model"`` entry).
+        network: the module to load into.
+        sha256: expected hash; or ``bundle_dir`` whose ``large_files.yml`` records it.
+        bundle_dir: the bundle folder holding ``load_path``.
+        strict: ``load_state_dict`` strictness.
+        map_location: as in ``torch.load``.
+    """
+
+    def __init__(self, load_path: str | Path, network: torch.nn.Module, sha256: str | None = None,
+                 bundle_dir: str | Path | None = None, strict: bool = True, map_location: str = "cpu") -> None:
+        self.load_path = Path(load_path)
+        self.network = network
+        self.sha256 = sha256
+        self.bundle_dir = bundle_dir
+        self.strict = strict
+        self.map_location = map_location
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine=None) -> None:
+        state = load_weights(self.load_path, self.sha256, self.bundle_dir, self.map_location)
+        target = self.network.module if hasattr(self.network, "module") else self.network
+        target.load_state_dict(state, strict=self.strict)
+        if engine is not None:
+            engine.logger.info(f"loaded verified weights {self.load_path}")
