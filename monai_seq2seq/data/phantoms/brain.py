@@ -1,0 +1,311 @@
+"""Brain phantom subjects (T1, T1Gd, T2, FLAIR) on MNI ICBM152 2009a anatomy with a glioma-like tumour.
+
+One subject is a deterministic function of ``(seed, index, config)``: a smooth random deformation and global
+scaling of the template, a tumour in deep white matter (necrosis, non-enhancing and enhancing tumour,
+oedema; BraTS labels 1/2/4), partial-volume spin-echo/inversion-recovery signals, a bias field per
+acquisition (T1 and T1Gd share one, see ``BIAS_GROUPS``), a per-sequence global scale, Rician noise and
+skull stripping (background exactly 0).
+
+The enhancing tumour (ET) is a random irregular part of the tumour whose pre-contrast relaxation equals the
+non-enhancing tumour; only gadolinium (``1/T1post = 1/T1 + r1 C``) distinguishes it, so it is information only
+T1Gd carries: the planted ``unique-T1Gd`` region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..protocols import BRAIN
+from . import anatomy
+from .signal import gadolinium_t1, partial_volume, sequence_signal
+from .subject import PhantomSubject
+from .tissues import (
+    BIAS_GROUPS,
+    BRAIN_LABELS,
+    BRAIN_SEQUENCES,
+    BRAIN_TISSUES,
+    GADOLINIUM_CONCENTRATION_MM,
+    GADOLINIUM_R1,
+    INTENSITY_SCALE,
+)
+
+__all__ = ["BrainPhantomConfig", "generate_brain_subject", "brain_subject_id"]
+
+_BRAIN_STREAM = 0xB5A1
+
+
+@dataclass(frozen=True)
+class BrainPhantomConfig:
+    """Settings of the brain phantom.
+
+    Args:
+        spacing: output voxel size in mm (scalar or 3 values); 1.0 is the template grid (197 x 233 x 189).
+        shape: output grid shape; overrides ``spacing`` (the template's field of view is split into it).
+        snr: signal-to-noise ratio (mean brain signal / noise sigma) of the Rician noise; ``None`` = no noise.
+        bias_strength: standard deviation of the bias-field polynomial coefficients (0 = none).
+        intensity_jitter: per-sequence global scale drawn log-uniformly in ``[1/(1+j), 1+j]`` (0 = none).
+        deformation_mm: standard deviation of the smooth random displacement in mm (0 = none).
+        control_spacing_mm: B-spline control point distance of the deformation in mm.
+        scale_range: range of the global subject size factor.
+        tumour: whether to add a tumour.
+        tumour_radius_mm: range of the tumour (NCR + ET) radius.
+        necrosis_ratio: range of the necrosis radius as a fraction of the tumour radius.
+        oedema_margin_mm: range of the oedema thickness around the tumour.
+        enhancing_fraction: range of the fraction of the tumour shell that enhances.
+        irregularity: relative amplitude of the random boundary modulation.
+        keep_fractions: also return the tissue fraction maps (memory: 7 maps).
+        id_prefix: subject id prefix; ids are ``f"{id_prefix}{index:05d}"``.
+    """
+
+    spacing: float | Sequence[float] = 1.0
+    shape: Sequence[int] | None = None
+    snr: float | None = 30.0
+    bias_strength: float = 0.12
+    intensity_jitter: float = 0.2
+    deformation_mm: float = 2.5
+    control_spacing_mm: float = 24.0
+    scale_range: tuple[float, float] = (0.93, 1.07)
+    tumour: bool = True
+    tumour_radius_mm: tuple[float, float] = (10.0, 20.0)
+    necrosis_ratio: tuple[float, float] = (0.3, 0.6)
+    oedema_margin_mm: tuple[float, float] = (6.0, 16.0)
+    enhancing_fraction: tuple[float, float] = (0.35, 0.7)
+    irregularity: float = 0.25
+    keep_fractions: bool = False
+    id_prefix: str = "BraTS2021_"
+
+
+def brain_subject_id(index: int, config: BrainPhantomConfig | None = None) -> str:
+    """Subject id of cohort member ``index`` (BraTS style ``BraTS2021_00042``)."""
+    return f"{(config or BrainPhantomConfig()).id_prefix}{int(index):05d}"
+
+
+def _grid(config: BrainPhantomConfig) -> tuple[tuple[float, float, float], tuple[int, int, int]]:
+    """Output spacing (mm) and shape."""
+    base = anatomy.load_mni_template()
+    extent = np.asarray(base.shape) * np.asarray(base.spacing)
+    if config.shape is not None:
+        shape = tuple(int(s) for s in config.shape)
+        if len(shape) != 3 or min(shape) < 4:
+            raise ValueError(f"shape must be 3 sizes >= 4, got {config.shape}.")
+        spacing = tuple(float(v) for v in extent / np.asarray(shape))
+        return spacing, shape
+    sp = np.broadcast_to(np.asarray(config.spacing, dtype=np.float64), (3,))
+    if np.any(sp <= 0):
+        raise ValueError(f"spacing must be positive, got {config.spacing}.")
+    shape = tuple(int(max(4, np.floor(e / s + 1e-6))) for e, s in zip(extent, sp, strict=True))
+    return tuple(float(v) for v in sp), shape
+
+
+@lru_cache(maxsize=1)
+def _template_box() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bounding box (lo, hi) and centre of mass of the template brain, in template voxels."""
+    t = anatomy.load_mni_template()
+    brain = (t.gm + t.wm + t.csf) > 0.01
+    idx = np.nonzero(brain)
+    lo = np.array([i.min() for i in idx], dtype=np.float64)
+    hi = np.array([i.max() for i in idx], dtype=np.float64)
+    return lo, hi, np.array([i.mean() for i in idx], dtype=np.float64)
+
+
+def _crop(shape, factor, centre, scale, margin) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Output-grid crop whose (undeformed) template coordinates can reach the brain."""
+    lo, hi, _ = _template_box()
+    start, stop = [], []
+    for ax in range(3):
+        g = (np.arange(shape[ax]) + 0.5) * factor[ax] - 0.5
+        u = centre[ax] + (g - centre[ax]) / scale
+        ok = np.nonzero((u >= lo[ax] - margin - 1) & (u <= hi[ax] + margin + 1))[0]
+        start.append(int(ok.min()) if ok.size else 0)
+        stop.append(int(ok.max()) + 1 if ok.size else shape[ax])
+    return tuple(start), tuple(stop)
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
+
+
+def _tumour(fr: dict[str, np.ndarray], spacing, config: BrainPhantomConfig, rng: np.random.Generator) -> dict:
+    """Carve a tumour into the crop's fraction maps (in place); return lesion fractions/box/concentration."""
+    sp = np.asarray(spacing, dtype=np.float64)
+    width = float(np.mean(sp))  # partial-volume transition of one voxel, in mm
+    candidates = np.flatnonzero(fr["WM"] > 0.95)
+    if candidates.size == 0:
+        candidates = np.flatnonzero(fr["WM"] > 0.5)
+    if candidates.size == 0:
+        return {}
+    centre = np.array(np.unravel_index(int(rng.choice(candidates)), fr["WM"].shape))
+    r_t = _uniform(rng, config.tumour_radius_mm)
+    r_n = r_t * _uniform(rng, config.necrosis_ratio)
+    r_e = r_t + _uniform(rng, config.oedema_margin_mm)
+    et_fraction = _uniform(rng, config.enhancing_fraction)
+    conc = _uniform(rng, GADOLINIUM_CONCENTRATION_MM)
+    reach = (r_e * (1.0 + 3.0 * config.irregularity) + 2.0 * width) / sp
+    lo = np.maximum(centre - np.ceil(reach).astype(int), 0)
+    hi = np.minimum(centre + np.ceil(reach).astype(int) + 1, fr["WM"].shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    bshape = tuple(int(b - a) for a, b in zip(lo, hi, strict=True))
+    axes = [(np.arange(lo[i], hi[i]) - centre[i]) * sp[i] for i in range(3)]
+    dist = np.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2)
+    sigma = 6.0 / sp  # 6 mm correlation length of the irregularities
+    n_shape = anatomy.smooth_random_field(bshape, sigma, rng)
+    n_oedema = anatomy.smooth_random_field(bshape, sigma * 1.5, rng)
+    n_et = anatomy.smooth_random_field(bshape, 4.0 / sp, rng)
+    n_gd = anatomy.smooth_random_field(bshape, sigma, rng)
+    irr = config.irregularity
+    sd_t = dist - r_t * (1.0 + irr * n_shape)
+    sig_n = anatomy.ramp(dist - r_n * (1.0 + irr * n_shape), width)
+    sig_t = np.maximum(anatomy.ramp(sd_t, width), sig_n)
+    sig_e = np.maximum(anatomy.ramp(dist - r_e * (1.0 + 1.2 * irr * n_oedema), width), sig_t)
+    # enhancing part: an irregular, rim-weighted part of the tumour shell
+    rim = np.clip(1.0 - np.abs(sd_t) / (0.4 * r_t), 0.0, 1.0)
+    score = n_et + 2.0 * rim
+    shell = (sig_t - sig_n) > 0.5
+    thr = float(np.quantile(score[shell], 1.0 - et_fraction)) if shell.any() else np.inf
+    m_et = anatomy.ramp(thr - score, 0.3)
+    gm, wm, csf = fr["GM"][box], fr["WM"][box], fr["CSF"][box]
+    brain = gm + wm + csf
+    f_nec = sig_n * brain
+    f_tum = (sig_t - sig_n) * brain
+    f_et = f_tum * m_et
+    f_net = f_tum - f_et
+    keep = 1.0 - sig_t
+    gm *= keep
+    wm *= keep
+    csf *= keep
+    oedema_share = np.clip((sig_e - sig_t) / np.maximum(keep, 1e-6), 0.0, 1.0)
+    f_oed = oedema_share * (gm + wm)
+    gm *= 1.0 - oedema_share
+    wm *= 1.0 - oedema_share
+    concentration = (conc * np.clip(1.0 + 0.2 * n_gd, 0.5, 1.5)).astype(np.float32)
+    return {
+        "box": box,
+        "fractions": {"necrosis": f_nec, "tumour": f_net, "enhancing": f_et, "oedema": f_oed},
+        "concentration": concentration,
+        "info": {
+            "tumour_centre_voxel": centre.tolist(),  # in the crop; shifted to the grid by the caller
+            "tumour_radius_mm": r_t,
+            "necrosis_radius_mm": r_n,
+            "oedema_radius_mm": r_e,
+            "enhancing_fraction": et_fraction,
+            "gd_concentration_mM": conc,
+        },
+    }
+
+
+def _tissue_signal(name: str, timing, t1_override=None):
+    t = BRAIN_TISSUES[name]
+    return sequence_signal(t.pd, t.t1 if t1_override is None else t1_override, t.t2, timing)
+
+
+def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomConfig | None = None) -> PhantomSubject:
+    """Generate brain phantom subject ``index`` of the cohort ``seed``, deterministically.
+
+    Args:
+        seed: cohort seed.
+        index: subject index (>= 0).
+        config: phantom settings (defaults: 1 mm template grid, SNR 30).
+
+    Returns:
+        :class:`PhantomSubject` with images ``T1, T1Gd, T2, FLAIR`` (float32 ``(X, Y, Z)``), the BraTS label
+        map (0, 1 NCR, 2 ED, 4 ET), ``unique["T1Gd"]`` (ET mask) and the grid's affine.
+    """
+    cfg = config or BrainPhantomConfig()
+    if index < 0:
+        raise ValueError(f"subject index must be >= 0, got {index}.")
+    spacing, shape = _grid(cfg)
+    template, factor = anatomy.template_on_grid(spacing)
+    affine = anatomy.grid_affine(template.affine, factor)
+    streams = np.random.SeedSequence([int(seed), int(index), _BRAIN_STREAM]).spawn(4)
+    rng_anat, rng_tumour, rng_seq, rng_noise = (np.random.default_rng(s) for s in streams)
+
+    # --- anatomy: scaled, deformed template on the output grid (computed on the brain's crop only)
+    _, _, com = _template_box()
+    scale = _uniform(rng_anat, cfg.scale_range)
+    amp_vox = cfg.deformation_mm / float(np.mean(template.spacing))
+    start, stop = _crop(shape, factor, com, scale, margin=4.0 * amp_vox)
+    cshape = tuple(b - a for a, b in zip(start, stop, strict=True))
+    ctrl = cfg.control_spacing_mm / float(np.mean(spacing))
+    disp = anatomy.random_displacement(cshape, amp_vox, rng_anat, ctrl) if amp_vox > 0 else None
+    coords = anatomy.deformed_coordinates(cshape, factor, com, scale, disp, start=start)
+    del disp
+    fr = {
+        "GM": anatomy.resample(template.gm, coords),
+        "WM": anatomy.resample(template.wm, coords),
+        "CSF": anatomy.resample(template.csf, coords),
+    }
+    del coords
+    brain_mask = (fr["GM"] + fr["WM"] + fr["CSF"]) > 0.5
+
+    # --- tumour
+    tum = _tumour(fr, spacing, cfg, rng_tumour) if cfg.tumour else {}
+
+    # --- signals
+    crop = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
+    images: dict[str, np.ndarray] = {}
+    info = {"scale": scale, "spacing": list(spacing), "shape": list(shape), "seed": int(seed), "index": int(index)}
+    info.update(tum.get("info", {}))
+    if tum:
+        info["tumour_centre_voxel"] = [int(c + a) for c, a in zip(info["tumour_centre_voxel"], start, strict=True)]
+    jitter = np.log1p(max(cfg.intensity_jitter, 0.0))
+    biases: dict[str, np.ndarray] = {}
+    for name in BRAIN.names:
+        timing = BRAIN_SEQUENCES[name]
+        img = partial_volume(fr, {k: _tissue_signal(k, timing) for k in fr})
+        if tum:
+            lf = tum["fractions"]
+            sig = {k: _tissue_signal(k, timing) for k in ("necrosis", "tumour", "oedema")}
+            if name == "T1Gd":
+                t1_post = gadolinium_t1(BRAIN_TISSUES["tumour"].t1, tum["concentration"], GADOLINIUM_R1)
+                sig["enhancing"] = _tissue_signal("tumour", timing, t1_override=t1_post)
+            else:
+                sig["enhancing"] = sig["tumour"]
+            img[tum["box"]] += partial_volume(lf, sig)
+        gain = INTENSITY_SCALE * float(np.exp(rng_seq.uniform(-jitter, jitter))) if jitter > 0 else INTENSITY_SCALE
+        group = BIAS_GROUPS.get(name, name)
+        if group not in biases:
+            biases[group] = anatomy.bias_field(cshape, rng_seq, cfg.bias_strength)
+        img *= biases[group] * np.float32(gain)
+        if cfg.snr:
+            sigma = float(img[brain_mask].mean()) / float(cfg.snr) if brain_mask.any() else 0.0
+            img = anatomy.add_rician_noise(img, sigma, np.random.default_rng(rng_noise.integers(2**63)))
+        img *= brain_mask
+        out = np.zeros(shape, dtype=np.float32)
+        out[crop] = img
+        images[name] = out
+        info[f"gain_{name}"] = gain
+
+    # --- labels: the majority class of each brain voxel
+    label = np.zeros(shape, dtype=np.uint8)
+    lab = np.zeros(cshape, dtype=np.uint8)
+    if tum:
+        lf = tum["fractions"]
+        box = tum["box"]
+        normal = fr["GM"][box] + fr["WM"][box] + fr["CSF"][box]
+        stack = np.stack([normal, lf["necrosis"] + lf["tumour"], lf["oedema"], lf["enhancing"]])
+        codes = np.array([0, BRAIN_LABELS["NCR"], BRAIN_LABELS["ED"], BRAIN_LABELS["ET"]], dtype=np.uint8)
+        lab[box] = codes[np.argmax(stack, axis=0)] * brain_mask[box]
+    label[crop] = lab
+    unique = {"T1Gd": (label == BRAIN_LABELS["ET"]).astype(np.uint8)}
+
+    fractions = None
+    if cfg.keep_fractions:
+        fractions = {}
+        names = ["GM", "WM", "CSF"] + (list(tum["fractions"]) if tum else [])
+        for k in names:
+            full = np.zeros(shape, dtype=np.float32)
+            if k in fr:
+                full[crop] = fr[k]
+            else:
+                sub = np.zeros(cshape, dtype=np.float32)
+                sub[tum["box"]] = tum["fractions"][k]
+                full[crop] = sub
+            fractions[k] = full
+    return PhantomSubject(
+        subject=brain_subject_id(index, cfg), images=images, label=label, unique=unique,
+        affine=affine, info=info, fractions=fractions,
+    )

@@ -1,0 +1,295 @@
+"""Breast phantom subjects: T1, FatSatT1, T2, DCE (6 frames), FatSatDCE (6), WashIn, WashOut, DWI (4 b-values).
+
+Geometry (mm, RAS: x right, y anterior, z superior, centred on the field of view): a torso (elliptic cylinder)
+with skin, subcutaneous fat, pectoral muscle and a dark thorax; two breasts (half-ellipsoids of random size on
+the chest wall) of fat with fibroglandular tissue (FGT) as smooth random blobs, optional cysts and one
+irregular lesion whose kinetic type is persistent, plateau or washout. Tissues combine by partial volume.
+
+- DCE: ``S(t) = S0 (1 + A (1 - exp(-a t)) exp(-b t))`` per tissue, ``S0`` = the T1 signal, so frame 0 is the
+  pre-contrast T1 image; fat saturation multiplies fat by ``FAT_SATURATION_FACTOR``.
+- A bias field per acquisition (DCE shares the T1's, FatSatDCE the FatSatT1's: ``BIAS_GROUPS``) and a global
+  scale per sequence; Rician noise per frame.
+- WashIn/WashOut: derived from the (noisy) DCE series by :func:`~.signal.wash_in_out`.
+- DWI: ``S(b) = S0 (f exp(-b D*) + (1 - f) exp(-b ADC))``, fat suppressed.
+
+Planted regions: the lesion's enhancement (``unique-DCE``) and its restricted diffusion (``unique-DWI``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..protocols import DCE_TIMES_S, DWI_BVALUES
+from . import anatomy
+from .signal import enhancement, ivim_attenuation, partial_volume, sequence_signal, wash_in_out
+from .subject import PhantomSubject
+from .tissues import (
+    BIAS_GROUPS,
+    BREAST_KINETICS,
+    BREAST_LABELS,
+    BREAST_SEQUENCES,
+    BREAST_TISSUES,
+    FAT_SATURATION_FACTOR,
+    INTENSITY_SCALE,
+    KINETIC_TYPES,
+    LESION_KINETIC_RANGES,
+    Kinetics,
+)
+
+__all__ = ["BreastPhantomConfig", "generate_breast_subject", "breast_subject_id", "lesion_kinetics"]
+
+_BREAST_STREAM = 0xB4EA
+
+
+@dataclass(frozen=True)
+class BreastPhantomConfig:
+    """Settings of the breast phantom.
+
+    Args:
+        shape: grid shape ``(X, Y, Z)`` (x left-right, y posterior-anterior, z inferior-superior).
+        spacing: voxel size in mm (scalar or 3 values); the field of view is ``shape * spacing`` about 0.
+        snr: signal-to-noise ratio (mean body signal / noise sigma) of the Rician noise; ``None`` = no noise.
+        bias_strength: standard deviation of the bias-field polynomial coefficients (0 = none).
+        intensity_jitter: per-sequence global scale drawn log-uniformly in ``[1/(1+j), 1+j]`` (0 = none).
+        max_cysts: up to this many cysts (uniform 0..max).
+        lesion_radius_mm: range of the lesion radius.
+        kinetic_type: force ``"persistent"``, ``"plateau"`` or ``"washout"``; ``None`` draws one.
+        dce_times: DCE frame times in s (default: the protocol's).
+        bvalues: DWI b-values in s/mm^2 (default: the protocol's).
+        wash_eps: denominator floor of wash-in/wash-out.
+        keep_fractions: also return the tissue fraction maps.
+        id_prefix: subject id prefix; ids are ``f"{id_prefix}{index:05d}"``.
+    """
+
+    shape: Sequence[int] = (160, 96, 64)
+    spacing: float | Sequence[float] = 2.0
+    snr: float | None = 40.0
+    bias_strength: float = 0.12
+    intensity_jitter: float = 0.2
+    max_cysts: int = 3
+    lesion_radius_mm: tuple[float, float] = (6.0, 12.0)
+    kinetic_type: str | None = None
+    dce_times: Sequence[float] = DCE_TIMES_S
+    bvalues: Sequence[float] = DWI_BVALUES
+    wash_eps: float = 1e-6
+    keep_fractions: bool = False
+    id_prefix: str = "BreastPhantom_"
+
+
+def breast_subject_id(index: int, config: BreastPhantomConfig | None = None) -> str:
+    """Subject id of cohort member ``index``."""
+    return f"{(config or BreastPhantomConfig()).id_prefix}{int(index):05d}"
+
+
+def lesion_kinetics(kinetic_type: str, rng: np.random.Generator) -> Kinetics:
+    """Draw lesion kinetic parameters of the given type from ``LESION_KINETIC_RANGES``."""
+    if kinetic_type not in LESION_KINETIC_RANGES:
+        raise ValueError(f"unknown kinetic type {kinetic_type!r}; use one of {KINETIC_TYPES}.")
+    (a0, a1), (u0, u1), (w0, w1) = LESION_KINETIC_RANGES[kinetic_type]
+    return Kinetics(amplitude=float(rng.uniform(a0, a1)), uptake=float(rng.uniform(u0, u1)),
+                    washout=float(rng.uniform(w0, w1)) if w1 > w0 else float(w0))
+
+
+def _ellipsoid_sd(coords, centre, radii) -> np.ndarray:
+    """Approximate signed distance (mm, negative inside) to an axis-aligned ellipsoid (``None`` radius = infinite)."""
+    g2, h2 = 0.0, 0.0
+    for c, x0, r in zip(coords, centre, radii, strict=True):
+        if r is None:
+            continue
+        q = (c - x0) / r
+        g2 = g2 + q * q
+        h2 = h2 + (q / r) ** 2
+    g = np.sqrt(g2)
+    return ((g - 1.0) * g / np.sqrt(np.maximum(h2, 1e-12))).astype(np.float32)
+
+
+class _Painter:
+    """Layered partial-volume composition: each layer covers a fraction ``alpha`` of what lies below."""
+
+    def __init__(self, shape):
+        self.fractions: dict[str, np.ndarray] = {"air": np.ones(shape, dtype=np.float32)}
+
+    def paint(self, name: str, alpha: np.ndarray) -> None:
+        alpha = np.asarray(alpha, dtype=np.float32)
+        keep = 1.0 - alpha
+        for arr in self.fractions.values():
+            arr *= keep
+        if name in self.fractions:
+            self.fractions[name] += alpha
+        else:
+            self.fractions[name] = alpha.copy()
+
+
+def _grid(config: BreastPhantomConfig):
+    shape = tuple(int(s) for s in config.shape)
+    if len(shape) != 3 or min(shape) < 4:
+        raise ValueError(f"shape must be 3 sizes >= 4, got {config.shape}.")
+    sp = np.broadcast_to(np.asarray(config.spacing, dtype=np.float64), (3,)).copy()
+    if np.any(sp <= 0):
+        raise ValueError(f"spacing must be positive, got {config.spacing}.")
+    affine = np.eye(4)
+    affine[:3, :3] = np.diag(sp)
+    affine[:3, 3] = -(np.asarray(shape) - 1) / 2.0 * sp
+    coords = [((np.arange(n) - (n - 1) / 2.0) * s).astype(np.float32) for n, s in zip(shape, sp, strict=True)]
+    coords = [coords[0][:, None, None], coords[1][None, :, None], coords[2][None, None, :]]
+    return shape, sp, affine, coords
+
+
+def _geometry(shape, sp, coords, cfg: BreastPhantomConfig, rng: np.random.Generator):
+    """Tissue fraction maps and geometry parameters."""
+    x, y, z = coords
+    width = float(np.mean(sp))
+    full = lambda a: np.broadcast_to(a, shape)  # noqa: E731
+    wall = float(rng.uniform(-45.0, -30.0))  # anterior surface of the chest (mm)
+    torso_r = (float(rng.uniform(150.0, 175.0)), float(rng.uniform(100.0, 120.0)))
+    torso_c = (0.0, wall - torso_r[1], 0.0)
+    skin, subcut, muscle = float(rng.uniform(1.5, 2.5)), float(rng.uniform(4.0, 10.0)), float(rng.uniform(8.0, 15.0))
+    sd_torso = full(_ellipsoid_sd((x, y, z), torso_c, (torso_r[0], torso_r[1], None)))
+    breasts, sd_breasts = [], []
+    z0 = float(rng.uniform(-8.0, 8.0))
+    for side in (-1.0, 1.0):
+        radii = (float(rng.uniform(45.0, 62.0)), float(rng.uniform(45.0, 80.0)), float(rng.uniform(45.0, 58.0)))
+        centre = (side * (radii[0] + float(rng.uniform(8.0, 16.0))), wall - 5.0, z0 + float(rng.uniform(-4.0, 4.0)))
+        breasts.append({"centre": centre, "radii": radii})
+        sd_breasts.append(_ellipsoid_sd((x, y, z), centre, radii))
+    sd_breast = np.minimum(sd_breasts[0], sd_breasts[1])
+    sd_body = np.minimum(sd_torso, sd_breast)
+    paint = _Painter(shape)
+    paint.paint("skin", anatomy.ramp(sd_body, width))
+    paint.paint("fat", anatomy.ramp(sd_body + skin, width))
+    paint.paint("muscle", anatomy.ramp(sd_torso + skin + subcut, width))
+    paint.paint("thorax", anatomy.ramp(sd_torso + skin + subcut + muscle, width))
+    # FGT: smooth random blobs in the breasts' interior, denser towards the nipple-chest axis
+    margin = float(rng.uniform(6.0, 12.0))
+    inner = anatomy.ramp(sd_breast + margin, width) * anatomy.ramp(wall + 4.0 - y, width)
+    field = anatomy.smooth_random_field(shape, 8.0 / sp, rng)
+    field += 0.5 * anatomy.smooth_random_field(shape, 2.5 / sp, rng)  # fine strands
+    field += 1.5 * np.clip(-sd_breast / 30.0, 0.0, 1.0)
+    density = float(rng.uniform(0.2, 0.6))
+    inside = inner > 0.5
+    thr = float(np.quantile(field[inside], 1.0 - density)) if inside.any() else np.inf
+    fgt_alpha = inner * anatomy.ramp(thr - field, 0.5)
+    paint.paint("FGT", fgt_alpha)
+    # candidate centres deep inside the breasts
+    deep = np.flatnonzero((sd_breast < -margin - 8.0) & np.broadcast_to(y > wall + 10.0, shape))
+    if deep.size == 0:
+        deep = np.flatnonzero(inner > 0.5)
+    dist_axes = lambda c: np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)  # noqa: E731
+    cysts = []
+    n_cysts = int(rng.integers(0, cfg.max_cysts + 1)) if cfg.max_cysts > 0 and deep.size else 0
+    for _ in range(n_cysts):
+        c = [float(coords[i].ravel()[v]) for i, v in enumerate(np.unravel_index(int(rng.choice(deep)), shape))]
+        radii = tuple(float(rng.uniform(3.0, 7.0)) for _ in range(3))
+        cysts.append({"centre": c, "radii": radii})
+        paint.paint("cyst", anatomy.ramp(_ellipsoid_sd((x, y, z), c, radii), width))
+    # lesion: irregular mass
+    lesion = {}
+    if deep.size:
+        c = [float(coords[i].ravel()[v]) for i, v in enumerate(np.unravel_index(int(rng.choice(deep)), shape))]
+        radius = float(rng.uniform(*cfg.lesion_radius_mm))
+        n_shape = anatomy.smooth_random_field(shape, 3.0 / sp, rng)
+        alpha = anatomy.ramp(dist_axes(c) - radius * (1.0 + 0.3 * n_shape), width)
+        paint.paint("lesion", alpha)
+        lesion = {"centre_mm": c, "radius_mm": radius}
+    paint.fractions.setdefault("cyst", np.zeros(shape, dtype=np.float32))
+    paint.fractions.setdefault("lesion", np.zeros(shape, dtype=np.float32))
+    info = {"chest_wall_mm": wall, "breasts": breasts, "cysts": cysts, "lesion": lesion, "fgt_density": density}
+    return paint.fractions, info
+
+
+def _signals(timing, fat_sat: bool) -> dict[str, float]:
+    out = {}
+    for name, t in BREAST_TISSUES.items():
+        s = float(sequence_signal(t.pd, t.t1, t.t2, timing))
+        out[name] = s * FAT_SATURATION_FACTOR if (fat_sat and t.fat) else s
+    return out
+
+
+def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantomConfig | None = None) -> PhantomSubject:
+    """Generate breast phantom subject ``index`` of the cohort ``seed``, deterministically.
+
+    Args:
+        seed: cohort seed.
+        index: subject index (>= 0).
+        config: phantom settings.
+
+    Returns:
+        :class:`~.subject.PhantomSubject` with 3D images ``T1, FatSatT1, T2, WashIn, WashOut`` (``(X, Y, Z)``) and
+        4D ``DCE, FatSatDCE`` (``(6, X, Y, Z)``) and ``DWI`` (``(4, X, Y, Z)``), all float32; the label map
+        (1 FGT, 2 cyst, 3 lesion), ``unique["DCE"]`` and ``unique["DWI"]`` (the lesion), the affine and frame
+        values.
+    """
+    cfg = config or BreastPhantomConfig()
+    if index < 0:
+        raise ValueError(f"subject index must be >= 0, got {index}.")
+    shape, sp, affine, coords = _grid(cfg)
+    streams = np.random.SeedSequence([int(seed), int(index), _BREAST_STREAM]).spawn(4)
+    rng_geo, rng_kin, rng_seq, rng_noise = (np.random.default_rng(s) for s in streams)
+    fr, info = _geometry(shape, sp, coords, cfg, rng_geo)
+
+    ktype = cfg.kinetic_type if cfg.kinetic_type is not None else str(rng_kin.choice(KINETIC_TYPES))
+    kin = dict(BREAST_KINETICS)
+    kin["lesion"] = lesion_kinetics(ktype, rng_kin)
+    info.update({"kinetic_type": ktype, "lesion_kinetics": vars(kin["lesion"]).copy(), "seed": int(seed),
+                 "index": int(index), "spacing": sp.tolist(), "shape": list(shape)})
+    times = [float(t) for t in cfg.dce_times]
+    bvals = [float(b) for b in cfg.bvalues]
+    body = (1.0 - fr["air"]) > 0.5
+
+    t1 = _signals(BREAST_SEQUENCES["T1"], fat_sat=False)
+    t1fs = _signals(BREAST_SEQUENCES["T1"], fat_sat=True)
+    clean: dict[str, np.ndarray] = {
+        "T1": partial_volume(fr, t1),
+        "FatSatT1": partial_volume(fr, t1fs),
+        "T2": partial_volume(fr, _signals(BREAST_SEQUENCES["T2"], fat_sat=False)),
+    }
+    enh = {name: enhancement(k, times) for name, k in kin.items()}
+    for name, base in (("DCE", t1), ("FatSatDCE", t1fs)):
+        frames = []
+        for f in range(len(times)):
+            sig = {k: v * (1.0 + float(enh[k][f])) if k in enh else v for k, v in base.items()}
+            frames.append(partial_volume(fr, sig))
+        clean[name] = np.stack(frames)
+    s0 = _signals(BREAST_SEQUENCES["DWI"], fat_sat=True)
+    att = {k: ivim_attenuation(bvals, t.adc, t.perfusion_fraction) for k, t in BREAST_TISSUES.items()}
+    clean["DWI"] = np.stack([partial_volume(fr, {k: s0[k] * float(att[k][i]) for k in s0}) for i in range(len(bvals))])
+
+    jitter = np.log1p(max(cfg.intensity_jitter, 0.0))
+    images: dict[str, np.ndarray] = {}
+    biases: dict[str, np.ndarray] = {}
+    for name in ("T1", "FatSatT1", "T2", "DCE", "FatSatDCE", "DWI"):
+        img = clean.pop(name)
+        gain = INTENSITY_SCALE * float(np.exp(rng_seq.uniform(-jitter, jitter))) if jitter > 0 else INTENSITY_SCALE
+        group = BIAS_GROUPS.get(name, name)
+        if group not in biases:
+            biases[group] = anatomy.bias_field(shape, rng_seq, cfg.bias_strength)
+        img *= biases[group] * np.float32(gain)
+        if cfg.snr:
+            ref = img[0] if img.ndim == 4 else img
+            sigma = float(ref[body].mean()) / float(cfg.snr) if body.any() else 0.0
+            nrng = np.random.default_rng(rng_noise.integers(2**63))
+            img = anatomy.add_rician_noise(img, sigma, nrng)
+        images[name] = img.astype(np.float32, copy=False)
+        info[f"gain_{name}"] = gain
+    images["WashIn"], images["WashOut"] = wash_in_out(images["DCE"], cfg.wash_eps)
+
+    label = np.zeros(shape, dtype=np.uint8)
+    for name in ("FGT", "cyst", "lesion"):
+        label[fr[name] >= 0.5] = BREAST_LABELS[name]
+    lesion_mask = (fr["lesion"] >= 0.5).astype(np.uint8)
+    restricted = BREAST_TISSUES["lesion"].adc < 0.75 * BREAST_TISSUES["FGT"].adc
+    unique = {"DCE": lesion_mask.copy(), "DWI": lesion_mask.copy() if restricted else np.zeros_like(lesion_mask)}
+    order = ("T1", "FatSatT1", "T2", "DCE", "FatSatDCE", "WashIn", "WashOut", "DWI")
+    return PhantomSubject(
+        subject=breast_subject_id(index, cfg),
+        images={k: images[k] for k in order},
+        label=label,
+        unique=unique,
+        affine=affine,
+        frame_values={"DCE": times, "FatSatDCE": times, "DWI": bvals},
+        info=info,
+        fractions=fr if cfg.keep_fractions else None,
+    )

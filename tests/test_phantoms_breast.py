@@ -1,0 +1,152 @@
+"""Physics and determinism of the breast phantom (small grids keep this fast)."""
+
+import numpy as np
+import pytest
+
+from monai_seq2seq.data.phantoms.breast import BreastPhantomConfig, generate_breast_subject
+from monai_seq2seq.data.phantoms.signal import enhancement, ivim_attenuation, wash_in_out
+from monai_seq2seq.data.phantoms.tissues import BREAST_TISSUES, FAT_SATURATION_FACTOR, KINETIC_TYPES
+from monai_seq2seq.data.protocols import BREAST, DCE_TIMES_S, DWI_BVALUES
+
+SMALL = dict(shape=(80, 48, 32), spacing=4.0)
+CLEAN = dict(snr=None, bias_strength=0.0, intensity_jitter=0.0, keep_fractions=True, **SMALL)
+
+
+def _clean(kinetic_type=None, seed=1, index=0):
+    return generate_breast_subject(seed, index, BreastPhantomConfig(kinetic_type=kinetic_type, **CLEAN))
+
+
+def test_same_seed_bit_identical_and_different_seeds_differ():
+    a = generate_breast_subject(2, 4, BreastPhantomConfig(**SMALL))
+    b = generate_breast_subject(2, 4, BreastPhantomConfig(**SMALL))
+    assert list(a.images) == BREAST.names
+    for name in a.images:
+        np.testing.assert_array_equal(a.images[name], b.images[name])
+    np.testing.assert_array_equal(a.label, b.label)
+    c = generate_breast_subject(3, 4, BreastPhantomConfig(**SMALL))
+    assert not np.array_equal(a.images["T2"], c.images["T2"])
+
+
+def test_shapes_frames_and_affine():
+    s = generate_breast_subject(0, 0, BreastPhantomConfig(**SMALL))
+    assert s.images["DCE"].shape == (6, 80, 48, 32)
+    assert s.images["FatSatDCE"].shape == (6, 80, 48, 32)
+    assert s.images["DWI"].shape == (4, 80, 48, 32)
+    for name in ("T1", "FatSatT1", "T2", "WashIn", "WashOut"):
+        assert s.images[name].shape == (80, 48, 32)
+    assert s.frame_values["DCE"] == list(DCE_TIMES_S) and s.frame_values["DWI"] == list(DWI_BVALUES)
+    np.testing.assert_allclose(np.diag(s.affine)[:3], [4.0, 4.0, 4.0])
+    # the field of view is centred on the origin
+    centre = s.affine @ np.array([79 / 2, 47 / 2, 31 / 2, 1.0])
+    np.testing.assert_allclose(centre[:3], 0.0, atol=1e-9)
+    assert set(np.unique(s.label).tolist()) <= {0, 1, 2, 3} and (s.label == 3).any() and (s.label == 1).any()
+
+
+def test_dce_first_frame_equals_pre_contrast_image():
+    s = _clean()
+    np.testing.assert_array_equal(s.images["DCE"][0], s.images["T1"])
+    np.testing.assert_array_equal(s.images["FatSatDCE"][0], s.images["FatSatT1"])
+    # with noise and the default shared bias field: equal up to noise and the global scale ratio
+    noisy = generate_breast_subject(1, 0, BreastPhantomConfig(**SMALL))
+    body = s.fractions["air"] < 0.01
+    gain = noisy.info["gain_DCE"] / noisy.info["gain_T1"]
+    diff = noisy.images["DCE"][0][body] / gain - noisy.images["T1"][body]
+    sigma = noisy.images["T1"][body].mean() / 40.0
+    assert abs(diff.mean()) < 0.1 * sigma and diff.std() < 1.6 * sigma
+
+
+def test_fat_saturation():
+    s = _clean()
+    fat = s.fractions["fat"] > 0.99999
+    assert fat.sum() > 100
+    np.testing.assert_allclose(s.images["FatSatT1"][fat] / s.images["T1"][fat], FAT_SATURATION_FACTOR, rtol=1e-3)
+    fgt = s.fractions["FGT"] > 0.99999
+    np.testing.assert_allclose(s.images["FatSatT1"][fgt], s.images["T1"][fgt], rtol=1e-5)
+
+
+def _late_change(curve):
+    return (curve[-1] - curve[1]) / curve[1]
+
+
+@pytest.mark.parametrize("kinetic_type", KINETIC_TYPES)
+def test_lesion_curve_matches_kinetic_type(kinetic_type):
+    s = _clean(kinetic_type)
+    assert s.info["kinetic_type"] == kinetic_type
+    lesion = s.fractions["lesion"] > 0.99
+    assert lesion.sum() > 0
+    curve = s.images["DCE"][:, lesion].mean(axis=1)
+    assert curve[1] > 1.2 * curve[0] and curve.max() > 1.5 * curve[0]  # the lesion enhances strongly
+    change = _late_change(curve)
+    if kinetic_type == "persistent":
+        assert change > 0.10 and np.all(np.diff(curve) > 0)
+    elif kinetic_type == "plateau":
+        assert abs(change) <= 0.10
+    else:
+        assert change < -0.10
+    # cysts and fat do not enhance; FGT enhances weakly
+    for tissue, lo, hi in (("fat", -1e-5, 1e-5), ("cyst", -1e-5, 1e-5), ("FGT", 0.01, 0.3)):
+        m = s.fractions[tissue] > 0.99999
+        if not m.any():
+            continue
+        rel = s.images["DCE"][-1][m].mean() / s.images["DCE"][0][m].mean() - 1
+        assert lo <= rel <= hi, (tissue, rel)
+
+
+@pytest.mark.parametrize("kinetic_type", KINETIC_TYPES)
+def test_kinetic_ranges_keep_curve_type(kinetic_type):
+    """Every corner of the parameter box keeps its type (the draw can never be ambiguous)."""
+    from monai_seq2seq.data.phantoms.tissues import LESION_KINETIC_RANGES, Kinetics
+
+    (a0, a1), (u0, u1), (w0, w1) = LESION_KINETIC_RANGES[kinetic_type]
+    for a in (a0, a1):
+        for u in (u0, u1):
+            for w in (w0, w1):
+                curve = 1 + enhancement(Kinetics(a, u, w), DCE_TIMES_S)
+                change = _late_change(curve)
+                ok = {"persistent": change > 0.1, "plateau": abs(change) <= 0.1, "washout": change < -0.1}
+                assert ok[kinetic_type], (a, u, w, change)
+
+
+def test_dwi_log_linear_with_slope_minus_adc():
+    s = _clean()
+    b = np.asarray(DWI_BVALUES)
+    high = b >= 150
+    for tissue in ("lesion", "FGT", "cyst"):
+        m = s.fractions[tissue] > 0.99999
+        if not m.any():
+            continue
+        curve = s.images["DWI"][:, m].mean(axis=1)
+        slope, _ = np.polyfit(b[high], np.log(curve[high]), 1)
+        assert -slope == pytest.approx(BREAST_TISSUES[tissue].adc, rel=0.06), tissue
+        # IVIM: the b=150 signal is below the mono-exponential extrapolated from b=0
+        assert curve[1] < curve[0] * np.exp(-150 * BREAST_TISSUES[tissue].adc) + 1e-6
+    lesion, fgt = s.fractions["lesion"] > 0.99, s.fractions["FGT"] > 0.99
+    b1500 = s.images["DWI"][-1]
+    assert b1500[lesion].mean() > b1500[fgt].mean()  # restricted diffusion stays bright at high b
+    np.testing.assert_array_equal(s.unique["DWI"], (s.fractions["lesion"] >= 0.5).astype(np.uint8))
+    np.testing.assert_array_equal(s.unique["DCE"], s.unique["DWI"])
+
+
+def test_ivim_attenuation_formula():
+    att = ivim_attenuation([0.0, 150.0, 800.0], 1e-3, 0.1)
+    expected = 0.1 * np.exp(-np.array([0, 150, 800]) * 1e-2) + 0.9 * np.exp(-np.array([0, 150, 800]) * 1e-3)
+    np.testing.assert_allclose(att, expected)
+
+
+def test_wash_in_out_are_the_transform_formula_of_dce():
+    s = generate_breast_subject(0, 0, BreastPhantomConfig(**SMALL))
+    dce = s.images["DCE"]
+    eps = 1e-6
+    np.testing.assert_allclose(s.images["WashIn"], (dce[1] - dce[0]) / np.maximum(dce[0], eps), rtol=1e-6)
+    np.testing.assert_allclose(s.images["WashOut"], (dce[-1] - dce[1]) / np.maximum(dce[1], eps), rtol=1e-6)
+    wi, wo = wash_in_out(np.array([[2.0], [3.0], [1.5]]))
+    assert wi[0] == pytest.approx(0.5) and wo[0] == pytest.approx(-0.5)
+    with pytest.raises(ValueError):
+        wash_in_out(np.ones((1, 3)))
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError):
+        generate_breast_subject(0, 0, BreastPhantomConfig(kinetic_type="fast", **SMALL))
+    with pytest.raises(ValueError):
+        generate_breast_subject(0, 0, BreastPhantomConfig(shape=(2, 2)))
