@@ -28,6 +28,8 @@ def test_masked_ssim_localises_errors():
     inside = torch.zeros(32, 32, 32, dtype=torch.bool)
     inside[:14] = True
     assert masked_ssim(pred, real, inside) < 0.8 < masked_ssim(pred, real, ~inside)
+    both = pair_metrics(pred, real, tumour=inside)
+    assert both["ssim_tumour"] == pytest.approx(masked_ssim(pred, real, inside))
     assert torch.isnan(torch.tensor(masked_ssim(pred, real, torch.zeros_like(inside))))
 
 
@@ -57,3 +59,17 @@ def test_lpips_with_local_backbone(tmp_path):
     wrong.write_bytes(path.read_bytes())
     model, status = load_lpips(wrong)
     assert model is None and "sha256" in status.reason
+
+
+def test_separable_ssim_equals_monai():
+    from monai.metrics import SSIMMetric
+
+    from monai_seq2seq.analysis.metrics import ssim_map
+
+    torch.manual_seed(1)
+    a = torch.rand(2, 20, 18, 16)
+    b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
+    reference = SSIMMetric(spatial_dims=3, data_range=1.0)(b[:, None], a[:, None]).mean()
+    torch.testing.assert_close(ssim_map(b, a).mean(), reference, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="needs every size"):
+        ssim_map(a[..., :8], a[..., :8])

@@ -11,7 +11,7 @@ import torch
 
 from .centrality import SequenceRanking, rank_sequences
 from .maps import differentiation_map
-from .metrics import masked_ssim, pair_metrics
+from .metrics import pair_metrics
 
 __all__ = ["SubjectAnalysis", "analyse_subject", "cohort_ranking"]
 
@@ -77,12 +77,7 @@ def analyse_subject(
         info[target]["available_sources_only"] = len(names) < len(synthesizer.protocol)
         for source in names:
             pred = predictions[target][source]
-            scores = pair_metrics(pred, volumes[target], lpips_model, foreground)
-            if tumour is not None and tumour.any():
-                scores["ssim_tumour"] = masked_ssim(pred, volumes[target], tumour)
-                outside = ~tumour.bool() if foreground is None else (foreground.bool() & ~tumour.bool())
-                scores["ssim_outside"] = masked_ssim(pred, volumes[target], outside)
-            metrics[(source, target)] = scores
+            metrics[(source, target)] = pair_metrics(pred, volumes[target], lpips_model, foreground, tumour)
     return SubjectAnalysis(subject, names, maps, info, metrics, predictions if keep_predictions else {})
 
 
