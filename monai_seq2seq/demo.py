@@ -24,6 +24,7 @@ from .utils import atomic_write_text, ensure_writable_dir
 __all__ = ["run_demo", "planted_region_auc"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+AUC_KEY = "M_d(T1Gd)"
 
 
 def planted_region_auc(diff_map: torch.Tensor, label: torch.Tensor, foreground: torch.Tensor,
@@ -65,7 +66,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed: int = 1000,
-             bundle: str | None = None) -> dict[str, Any]:
+             bundle: str | None = None, untrained: bool = False) -> dict[str, Any]:
     """Run the main job and write ``<out>/report.md``.
 
     Args:
@@ -74,6 +75,7 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
         spacing: phantom voxel size in mm (2.0: 98 x 116 x 94 voxels; 1.0: the template grid).
         seed: phantom cohort seed (the shipped weights were trained on other seeds).
         bundle: bundle folder (default: the repository's ``bundles/seq2seq_brain``).
+        untrained: ignore the shipped weights (a baseline: what an untrained network's maps score).
 
     Returns:
         The summary written to ``<out>/summary.json``.
@@ -84,10 +86,14 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
     if not (bundle_dir / "configs" / "differentiation.json").is_file():
         raise ValueError(f"{bundle_dir} is not a seq2seq bundle (configs/differentiation.json missing).")
     weights = bundle_dir / "models" / "model.pt"
-    trained = weights.is_file() and (bundle_dir / "large_files.yml").is_file()
-    note = ("shipped weights `models/model.pt` (sha256-checked against `large_files.yml`)" if trained else
-            "**untrained weights**: the bundle has no `models/model.pt` yet, so the maps and ranking below check "
-            "the pipeline, not the science")
+    trained = weights.is_file() and (bundle_dir / "large_files.yml").is_file() and not untrained
+    if trained:
+        note = "shipped weights `models/model.pt` (sha256-checked against `large_files.yml`)"
+    elif untrained:
+        note = "**untrained weights** on purpose (`--untrained`): a baseline for the numbers below"
+    else:
+        note = ("**untrained weights**: the bundle has no `models/model.pt` yet, so the maps and ranking below check "
+                "the pipeline, not the science")
     print(f"[demo] bundle {bundle_dir.name}: {note}")
     common = {"num_subjects": subjects, "phantom_seed": seed, "phantom_spacing": spacing, "load_weights": trained}
 
@@ -102,9 +108,12 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
     for analysis in evaluator.state.analyses:
         subject = analysis.reference
         foreground = evaluator._masks(subject)[0]  # noqa: SLF001 - same mask the maps used
-        aucs.append({"subject": analysis.subject,
-                     "AUC M_d(T1Gd), ET vs other brain": planted_region_auc(analysis.maps["T1Gd"], subject["label"],
-                                                                            foreground)})
+        row = {"subject": analysis.subject}
+        row[AUC_KEY] = planted_region_auc(analysis.maps["T1Gd"], subject["label"], foreground)
+        for other in ("T1", "T2", "FLAIR"):
+            row[f"M_d({other})"] = planted_region_auc(analysis.maps[other], subject["label"], foreground)
+        row["T1Gd intensity"] = planted_region_auc(subject["T1Gd"], subject["label"], foreground)
+        aucs.append(row)
     diff.finalize()
 
     t0 = time.perf_counter()
@@ -122,7 +131,7 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
         "weights": "shipped" if trained else "untrained",
         "subjects": subjects, "spacing_mm": spacing, "seed": seed,
         "ranking": table, "rank_1_by_C_d": first_cd,
-        "auc": aucs, "mean_auc": float(np.nanmean([a["AUC M_d(T1Gd), ET vs other brain"] for a in aucs])),
+        "auc": aucs, "mean_auc": float(np.nanmean([a[AUC_KEY] for a in aucs])),
         "choices": ranking["choices"],
         "seconds": {"differentiation": round(t_diff, 1), "synthesis": round(t_synth, 1),
                     "total": round(time.perf_counter() - started, 1)},
@@ -148,12 +157,14 @@ left out: {ranking['choices'].get('metrics_left_out')}; LPIPS: {ranking['choices
 
 ## Differentiation maps (paper eq. 5) against the planted region
 
-The enhancing tumour (BraTS label 4) is the planted region only T1Gd carries. Area under the ROC curve of
-M_d(T1Gd) separating ET voxels from the other foreground voxels (0.5 = chance):
+The enhancing tumour (BraTS label 4) is the planted region only T1Gd carries. Area under the ROC curve of each
+score separating ET voxels from the other foreground voxels (0.5 = chance). Beside M_d(T1Gd): the other
+sequences' maps (they should not single out ET) and the raw T1Gd intensity (ET is bright on T1Gd, so any map that
+tracks intensity scores well; compare with `--untrained`).
 
-{_table(aucs, ["subject", "AUC M_d(T1Gd), ET vs other brain"])}
+{_table(aucs, ["subject", AUC_KEY, "M_d(T1)", "M_d(T2)", "M_d(FLAIR)", "T1Gd intensity"])}
 
-Mean AUC: {summary['mean_auc']:.3f}. Cyan contours: the planted region.
+Mean AUC of M_d(T1Gd): {summary['mean_auc']:.3f}. Cyan contours: the planted region.
 
 {subjects_md}
 

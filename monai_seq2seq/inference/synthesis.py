@@ -12,7 +12,16 @@ from tqdm.auto import tqdm
 from ..data.protocols import Protocol, get_protocol
 from .slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
 
-__all__ = ["Seq2SeqSynthesizer"]
+__all__ = ["Seq2SeqSynthesizer", "to_channels_last"]
+
+
+def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """Channels-last layout for the 2D convolution weights only (HyperConv banks have rank 6 and stay as they are)."""
+    with torch.no_grad():
+        for param in module.parameters():
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=torch.channels_last)
+    return module
 
 
 class Seq2SeqSynthesizer:
@@ -73,7 +82,7 @@ class Seq2SeqSynthesizer:
         self.channels_last = channels_last and self.device.type == "cuda" and self.spatial_dims == 2
         self.compile = compile
         if self.channels_last:
-            self.network.to(memory_format=torch.channels_last)
+            to_channels_last(self.network)
         self._encode = torch.compile(self.network.encode) if compile else self.network.encode
         self._folded: dict[str, torch.nn.Module] = {}
 
@@ -125,20 +134,26 @@ class Seq2SeqSynthesizer:
         self._folded.clear()
 
     def folded(self, target: str) -> torch.nn.Module:
-        """The cached folded decoding path of ``target``, built from the weights at first use."""
+        """The cached folded decoder of ``target`` (frame features -> images), built from the weights at first use."""
         if target not in self._folded:
             module = self.network.fold(self.protocol.index(target), share=True)
             if self.channels_last:
-                module.to(memory_format=torch.channels_last)
-            self._folded[target] = torch.compile(module.decode) if self.compile else module.decode
+                to_channels_last(module)
+            self._folded[target] = torch.compile(module.decode_frames) if self.compile else module.decode_frames
         return self._folded[target]
 
-    def _decode(self, z: torch.Tensor, target: str) -> torch.Tensor:
+    def _decode(self, z: torch.Tensor, target: str, frames: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """Decode ``target``; ``frames`` caches the target-independent frame features per frame count."""
+        code, indices = self.network.condition_code(self.protocol.index(target))
+        count = self.network.frames_of(indices)
         with self._autocast():
-            if self.fold:
-                return self.folded(target)(z)
-            code, indices = self.network.condition_code(self.protocol.index(target))
-            return self.network.decode(z, code, self.network.frames_of(indices))
+            if not self.fold:
+                return self.network.decode(z, code, count)
+            if frames is None:
+                frames = {}
+            if count not in frames:
+                frames[count] = self.network.expand_frames(z, count)
+            return self.folded(target)(frames[count])
 
     @torch.no_grad()
     def all_pairs(
@@ -172,8 +187,9 @@ class Seq2SeqSynthesizer:
         for source in sources:
             pieces: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
             for _, _, z in self._encode_batches(volumes[source]):
+                shared: dict[int, torch.Tensor] = {}
                 for target in targets:
-                    pieces[target].append(self._decode(z, target).float().cpu())
+                    pieces[target].append(self._decode(z, target, shared).float().cpu())
                 bar.update(z.shape[0])
             height, width = volumes[source].shape[1:3]
             for target in targets:

@@ -228,8 +228,7 @@ class Seq2Seq(nn.Module):
                 "Seq2Seq: " + str(code.shape[0]) + " targets for a batch of " + str(z.shape[0])
                 + "; give one target, one per sample, or a batch of one source."
             )
-        h = z.unsqueeze(1).expand([z.shape[0], out_frames] + list(z.shape[1:]))
-        h = self.temporal_decoder(h)
+        h = self.expand_frames(z, out_frames)
         h = h.expand([batch] + list(h.shape[1:])).reshape([batch * out_frames] + list(h.shape[2:]))
         if code.shape[0] == 1:
             y = self.decoder(h, code)
@@ -238,6 +237,15 @@ class Seq2Seq(nn.Module):
         else:
             y = self.decoder(h, code.repeat_interleave(out_frames, dim=0))
         return y.reshape([batch, out_frames] + list(y.shape[1:]))
+
+    @torch.jit.export
+    def expand_frames(self, z: torch.Tensor, out_frames: int = 1) -> torch.Tensor:
+        """The target-independent part of G: copy to T_out frames ("4D-wise copy") and the second ConvLSTM.
+
+        (N, F, *s) -> (N, T_out, F, *s). Shared by every target with the same frame count.
+        """
+        h = z.unsqueeze(1).expand([z.shape[0], out_frames] + list(z.shape[1:]))
+        return self.temporal_decoder(h)
 
     def _decode_by_target(self, h: torch.Tensor, code: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """HyperDecoder on (M, F, *s) per target group; ``indices`` (M,) (frames already expanded)."""
@@ -360,10 +368,15 @@ class FoldedSeq2Seq(nn.Module):
     @torch.jit.export
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(N, F, *s) -> (N, T_out, C_out, *S) for the folded target."""
-        batch = z.shape[0]
-        h = self.temporal_decoder(z.unsqueeze(1).expand([batch, self.out_frames] + list(z.shape[1:])))
-        y = self.decoder(h.reshape([batch * self.out_frames] + list(h.shape[2:])))
-        return y.reshape([batch, self.out_frames] + list(y.shape[1:]))
+        h = self.temporal_decoder(z.unsqueeze(1).expand([z.shape[0], self.out_frames] + list(z.shape[1:])))
+        return self.decode_frames(h)
+
+    @torch.jit.export
+    def decode_frames(self, h: torch.Tensor) -> torch.Tensor:
+        """The folded decoder alone on frame features (N, T_out, F, *s) -> (N, T_out, C_out, *S)."""
+        batch, frames = h.shape[0], h.shape[1]
+        y = self.decoder(h.reshape([batch * frames] + list(h.shape[2:])))
+        return y.reshape([batch, frames] + list(y.shape[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         no_frames = x.dim() == self.spatial_dims + 2
