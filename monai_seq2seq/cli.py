@@ -13,10 +13,60 @@ __all__ = ["main", "COMMANDS"]
 
 # group name -> "module:attribute" providing a fire-compatible object (class, function or dict)
 COMMANDS: dict[str, str] = {
+    "synthesize": "monai_seq2seq.cli:synthesize",
+    "diffmap": "monai_seq2seq.cli:diffmap",
+    "evaluate": "monai_seq2seq.cli:evaluate",
     "phantom": "monai_seq2seq.cli_phantom:Phantom",
     "profile": "monai_seq2seq.cli:profile",
     "demo": "monai_seq2seq.demo:run_demo",
 }
+
+
+def run_bundle_config(bundle: str, config: str, **overrides: Any) -> str:
+    """Run ``<bundle>/configs/<config>.json`` with MONAI's ConfigWorkflow; overrides are config ids.
+
+    Returns:
+        The output folder.
+    """
+    from pathlib import Path
+
+    from monai.bundle import ConfigWorkflow
+
+    root = Path(bundle)
+    config_file = root / "configs" / f"{config}.json"
+    if not config_file.is_file():
+        raise ValueError(f"{config_file} does not exist: is {bundle!r} a monai-seq2seq bundle folder?")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    workflow = ConfigWorkflow(config_file=str(config_file), meta_file=str(root / "configs" / "metadata.json"),
+                              logging_file=None, workflow_type="inference", bundle_root=str(root), **overrides)
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return str(workflow.parser.get_parsed_content("output_dir"))
+
+
+def synthesize(bundle: str = "bundles/seq2seq_brain", out: str | None = None, datalist: str | None = None,
+               split: str = "testing", drop: list[str] | None = None, **overrides: Any) -> str:
+    """Synthesise every missing sequence of a datalist (default: the embedded phantom with ``drop`` removed).
+
+    Example: ``seq2seq synthesize --bundle bundles/seq2seq_brain --datalist brats.json --drop "[]" --out syn``.
+    """
+    return run_bundle_config(bundle, "inference", output_dir=out, datalist=datalist, datalist_split=split,
+                             drop=drop, **overrides)
+
+
+def diffmap(bundle: str = "bundles/seq2seq_brain", out: str | None = None, datalist: str | None = None,
+            split: str = "testing", **overrides: Any) -> str:
+    """Differentiation maps, the ranking table (C_t, C_d), heatmap and rank chart for a datalist or the phantom."""
+    return run_bundle_config(bundle, "differentiation", output_dir=out, datalist=datalist, datalist_split=split,
+                             **overrides)
+
+
+def evaluate(bundle: str = "bundles/seq2seq_brain", out: str | None = None, datalist: str | None = None,
+             split: str = "testing", **overrides: Any) -> str:
+    """PSNR, SSIM (and LPIPS with local weights) per translation, SSIM inside/outside the tumour."""
+    return run_bundle_config(bundle, "evaluate", output_dir=out, datalist=datalist, datalist_split=split,
+                             **overrides)
 
 
 def profile(config: str = "paper", variant: str = "C", size: int = 192, protocol: str = "brain") -> dict[str, Any]:
