@@ -39,6 +39,7 @@ class DifferentiationEvaluator(Evaluator):
             out and the outputs say so.
         use_lpips: set False to leave LPIPS out on purpose.
         tumour_labels: label values forming the tumour mask for SSIM inside/outside (BraTS: 1, 2, 4).
+        identity_baseline: also score "target := source" per pair (``psnr_identity``, ``ssim_identity``).
         foreground_threshold: without a ``"foreground"`` key, the foreground is where any sequence exceeds this
             normalised intensity; maps are zero outside it. ``None``: no foreground mask.
         val_handlers: handlers (e.g. :class:`DifferentiationWriter`, :class:`MetricsTableWriter`, progress bar).
@@ -54,6 +55,7 @@ class DifferentiationEvaluator(Evaluator):
         use_lpips: bool = True,
         tumour_labels: Sequence[int] = (1, 2, 4),
         keep_predictions: bool = False,
+        identity_baseline: bool = True,
         foreground_threshold: float | None = 0.02,
         val_handlers: Sequence | None = None,
         epoch_length: int | None = None,
@@ -62,6 +64,7 @@ class DifferentiationEvaluator(Evaluator):
                          val_handlers=val_handlers, decollate=False)
         self.synthesizer = synthesizer
         self.foreground_threshold = foreground_threshold
+        self.identity_baseline = identity_baseline
         self.protocol = synthesizer.protocol
         self.include_self = include_self
         self.tumour_labels = tuple(tumour_labels)
@@ -98,7 +101,7 @@ class DifferentiationEvaluator(Evaluator):
             foreground, tumour = self._masks(subject)
             analysis = analyse_subject(
                 self.synthesizer, subject_volumes(subject, self.protocol), subject_id, self.lpips_model,
-                self.include_self, foreground, tumour, self.keep_predictions,
+                self.include_self, foreground, tumour, self.keep_predictions, self.identity_baseline,
             )
             analysis.reference = subject  # for the writers: affines, labels, planted masks
             outputs.append(analysis)

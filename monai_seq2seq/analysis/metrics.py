@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from monai.metrics import PSNRMetric
 
 __all__ = ["pair_metrics", "masked_ssim", "ssim_map"]
@@ -25,13 +24,25 @@ def _gaussian_1d(size: int, sigma: float, device, dtype) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filter of (N, 1, X, Y, Z): three 1D passes instead of one 11^3 kernel."""
+def _banded(length: int, kernel: torch.Tensor) -> torch.Tensor:
+    """(length, length - k + 1) matrix M with ``(v @ M)[j] = sum_i kernel[i] v[j + i]``: a 'valid' 1D filter."""
     size = kernel.numel()
-    for dim in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + dim] = size
-        x = F.conv3d(x, kernel.reshape(shape))
+    out = length - size + 1
+    matrix = kernel.new_zeros(length, out)
+    cols = torch.arange(out, device=kernel.device)
+    for i in range(size):
+        matrix[cols + i, cols] = kernel[i]
+    return matrix
+
+
+def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filter of (N, 1, X, Y, Z), one banded matrix product per axis.
+
+    A GEMM per axis is about 20x faster on a CPU than one-channel 3D (or 1D) convolutions of the same filter.
+    """
+    for dim in (2, 3, 4):
+        moved = x.movedim(dim, -1)
+        x = (moved @ _banded(moved.shape[-1], kernel)).movedim(-1, dim)
     return x
 
 

@@ -13,7 +13,14 @@ from .centrality import SequenceRanking, rank_sequences
 from .maps import differentiation_map
 from .metrics import pair_metrics
 
-__all__ = ["SubjectAnalysis", "analyse_subject", "cohort_ranking"]
+__all__ = ["SubjectAnalysis", "analyse_subject", "cohort_ranking", "identity_prediction"]
+
+
+def identity_prediction(source: torch.Tensor, frames: int) -> torch.Tensor:
+    """The identity baseline "target := source": (T_s, X, Y, Z) -> (frames, X, Y, Z)."""
+    if source.shape[0] == frames:
+        return source
+    return source.float().mean(0, keepdim=True).expand(frames, *source.shape[1:])
 
 
 @dataclass
@@ -46,6 +53,7 @@ def analyse_subject(
     foreground: torch.Tensor | None = None,
     tumour: torch.Tensor | None = None,
     keep_predictions: bool = False,
+    identity_baseline: bool = False,
 ) -> SubjectAnalysis:
     """All translations among a subject's available sequences, each source encoded once.
 
@@ -58,6 +66,8 @@ def analyse_subject(
         foreground: optional (X, Y, Z) mask; maps are zero outside it.
         tumour: optional (X, Y, Z) mask: adds BraSyn-style SSIM inside/outside it to the metrics.
         keep_predictions: keep every synthetic volume in the result (memory: S x S volumes).
+        identity_baseline: add ``psnr_identity``/``ssim_identity``: the scores of "target := source" (the source's
+            frame mean repeated when the frame counts differ), the floor a translation must beat.
 
     Raises:
         ValueError: fewer than two available sequences (nothing to translate between).
@@ -78,6 +88,10 @@ def analyse_subject(
         for source in names:
             pred = predictions[target][source]
             metrics[(source, target)] = pair_metrics(pred, volumes[target], lpips_model, foreground, tumour)
+            if identity_baseline and source != target:
+                plain = identity_prediction(volumes[source], volumes[target].shape[0])
+                base = pair_metrics(plain, volumes[target], None, foreground)
+                metrics[(source, target)].update(psnr_identity=base["psnr"], ssim_identity=base["ssim"])
     return SubjectAnalysis(subject, names, maps, info, metrics, predictions if keep_predictions else {})
 
 
