@@ -160,3 +160,19 @@ def test_write_datalist_atomic_overwrite(tmp_path):
     write_datalist({"name": "b", "training": []}, out)
     assert json.loads(out.read_text())["name"] == "b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json"]
+
+
+def test_load_datalist_names_missing_files(tmp_path):
+    import json as _json
+
+    from monai_seq2seq.data import DatalistError, load_datalist
+
+    (tmp_path / "a_t1.nii.gz").write_bytes(b"x")
+    listing = {"testing": [{"subject": "a", "T1": "a_t1.nii.gz", "T2": "a_t2.nii.gz", "available": ["T1", "T2"]}]}
+    path = tmp_path / "datalist.json"
+    path.write_text(_json.dumps(listing))
+    with pytest.raises(DatalistError, match=r"do not exist: a: .*a_t2\.nii\.gz"):
+        load_datalist(path, "testing")
+    assert len(load_datalist(path, "testing", check_files=False)) == 1
+    with pytest.raises(DatalistError, match="does not exist"):
+        load_datalist(tmp_path / "nope.json", "testing")

@@ -188,14 +188,24 @@ def write_datalist(datalist: dict, path: str | os.PathLike) -> Path:
 
 
 def load_datalist(
-    path: str | os.PathLike, key: str = "training", base_dir: str | os.PathLike | None = None
+    path: str | os.PathLike, key: str = "training", base_dir: str | os.PathLike | None = None,
+    check_files: bool = True,
 ) -> list[dict]:
     """Entries of one split with absolute paths, via ``monai.data.load_decathlon_datalist``.
 
     ``subject`` and ``available`` are kept as written (see the module docstring).
+
+    Args:
+        path: the datalist JSON.
+        key: the split to read.
+        base_dir: folder relative paths refer to (default: the JSON's folder).
+        check_files: raise :class:`DatalistError` naming every listed file that does not exist, before any
+            work starts.
     """
     from monai.data import load_decathlon_datalist
 
+    if not Path(path).is_file():
+        raise DatalistError(f"datalist {str(path)!r} does not exist.")
     raw = json.loads(Path(path).read_text())
     if key not in raw:
         raise DatalistError(f"datalist {str(path)!r} has no {key!r} list; keys: {sorted(raw)}.")
@@ -204,6 +214,15 @@ def load_datalist(
         for k in ("subject", "available"):
             if k in orig:
                 item[k] = orig[k]
+    if check_files:
+        base = Path(base_dir) if base_dir is not None else Path(path).resolve().parent
+        # MONAI leaves a relative path as it is when the joined file does not exist
+        missing = [f"{item.get('subject', '?')}: {base / value}" for item in items for name, value in item.items()
+                   if name not in ("subject", "available") and isinstance(value, str)
+                   and not (base / value).exists()]
+        if missing:
+            shown = "; ".join(missing[:10]) + (f"; ... ({len(missing)} in all)" if len(missing) > 10 else "")
+            raise DatalistError(f"datalist {str(path)!r} ({key}) lists files that do not exist: {shown}.")
     return items
 
 
