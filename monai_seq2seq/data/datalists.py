@@ -34,11 +34,11 @@ import json
 import os
 import random
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..utils import atomic_write_text
 from .protocols import BRAIN, BREAST, Protocol, get_protocol
 
 __all__ = [
@@ -170,21 +170,7 @@ def _relativise(entry: dict, base: Path) -> dict:
 
 def write_datalist(datalist: dict, path: str | os.PathLike) -> Path:
     """Write a datalist JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(datalist, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(datalist, indent=2) + "\n")
 
 
 def load_datalist(

@@ -183,7 +183,8 @@ class Protocol:
         """Sequence named by a file name, or ``None``.
 
         The stem (without ``.nii.gz``, ``.nii``, ``.json``, ...) is split at ``_``; the last token is the
-        BraTS/BIDS suffix (``t1ce``, ``T1w``, ``flair``); BraTS 2023 names end in ``-t2f`` etc. A BIDS ``ce-<agent>`` entity turns a ``T1w``
+        BraTS/BIDS suffix (``t1ce``, ``T1w``, ``flair``); BraTS 2023 names end in ``-t2f`` etc. A BIDS
+        ``ce-<agent>`` entity turns a ``T1w``
         suffix into the contrast-enhanced sequence when the protocol has an alias ``ce-T1w``.
         """
         stem = Path(str(filename)).name

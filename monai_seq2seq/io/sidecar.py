@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..data.protocols import FrameAxis
+from ..utils import atomic_write_text
 from .errors import FrameValuesError, UnreadableFileError
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "validate_frame_values",
     "relative_times",
     "write_frame_info",
-    "atomic_write_text",
 ]
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd", ".mgz")
@@ -153,24 +152,6 @@ def read_frame_info(path: str | os.PathLike, n_frames: int | None = None) -> tup
     if axis0 == FrameAxis.TIME:
         vals0 = relative_times(vals0)
     return axis0, vals0
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_frame_info(

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from ...io.sidecar import atomic_write_text, write_frame_info
+from ...io.sidecar import write_frame_info
+from ...utils import atomic_write, atomic_write_text
 from ..protocols import BRAIN, BREAST, Protocol
 from .subject import PhantomSubject
 
@@ -65,16 +65,7 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, o
         zooms = list(img.header.get_zooms())
         zooms[3] = float(frame_step)
         img.header.set_zooms(zooms)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nii.gz", dir=path.parent)
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, str(tmp)))
 
 
 def brain_subject_files(sid: str) -> dict[str, str]:
