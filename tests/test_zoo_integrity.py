@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from monai_seq2seq.zoo import IntegrityError, expected_hash, load_weights, sha256_file
+from monai_seq2seq.zoo.integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file
 
 
 def _bundle(tmp_path):
@@ -46,3 +46,14 @@ def test_pickled_code_is_refused_even_with_matching_hash(tmp_path):
     torch.save({"w": Evil()}, path)
     with pytest.raises(Exception, match="(?i)weights only|unsupported|global"):
         load_weights(path, sha256=sha256_file(path))
+
+
+def test_record_hash_updates_large_files(tmp_path):
+    weights = _bundle(tmp_path)
+    torch.save({"w": torch.ones(3)}, weights)
+    with pytest.raises(IntegrityError):
+        load_weights(weights, bundle_dir=tmp_path)  # the old record no longer matches
+    digest = record_hash(tmp_path)
+    assert digest == sha256_file(weights) and expected_hash(tmp_path) == digest
+    assert "file:///nowhere/model.pt" in (tmp_path / "large_files.yml").read_text()  # the url is kept
+    assert torch.equal(load_weights(weights, bundle_dir=tmp_path)["w"], torch.ones(3))

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import yaml
 
-__all__ = ["IntegrityError", "sha256_file", "verify_sha256", "expected_hash", "load_weights"]
+__all__ = ["IntegrityError", "sha256_file", "verify_sha256", "expected_hash", "load_weights", "record_hash"]
 
 
 class IntegrityError(ValueError):
@@ -80,3 +80,28 @@ def load_weights(path: str | Path, sha256: str | None = None, bundle_dir: str | 
     if not isinstance(state, dict):
         raise IntegrityError(f"{path} does not hold a state dict.")
     return state
+
+
+def record_hash(bundle_dir: str | Path, relative_path: str = "models/model.pt", url: str | None = None) -> str:
+    """Write (or update) the ``large_files.yml`` entry of a bundle file with its sha256; returns the hash.
+
+    Args:
+        bundle_dir: the bundle folder.
+        relative_path: the file, relative to the bundle.
+        url: where the file can be downloaded (kept if already recorded; default: a path inside the bundle).
+    """
+    from ..utils import atomic_write_text
+
+    bundle_dir = Path(bundle_dir)
+    target = bundle_dir / relative_path
+    if not target.is_file():
+        raise IntegrityError(f"{target} does not exist.")
+    record = bundle_dir / "large_files.yml"
+    data = (yaml.safe_load(record.read_text()) or {}) if record.is_file() else {}
+    entries = [e for e in data.get("large_files", []) if Path(e.get("path", "")) != Path(relative_path)]
+    previous = next((e for e in data.get("large_files", []) if Path(e.get("path", "")) == Path(relative_path)), {})
+    digest = sha256_file(target)
+    entries.append({"path": relative_path, "url": url or previous.get("url", relative_path), "hash_val": digest,
+                    "hash_type": "sha256"})
+    atomic_write_text(record, yaml.safe_dump({"large_files": entries}, sort_keys=False))
+    return digest
