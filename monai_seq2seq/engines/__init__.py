@@ -1,0 +1,25 @@
+"""Engines: the Seq2Seq GAN trainer and validation evaluator on MONAI/ignite, checkpoint pieces, batching."""
+
+from .batching import MASK_KEY, AvailabilityCollate, RandSilenced, Slices25Dd, availability_collate
+from .evaluator import DATA_RANGE, PairMetric, Seq2SeqEvaluator, pair_metrics
+from .state import GeneratorSaver, RNGState, TrainingCheckpointLoader, TrainingCheckpointSaver
+from .trainer import Seq2SeqTrainer, scalar_output, unwrap
+
+__all__ = [
+    "AvailabilityCollate",
+    "DATA_RANGE",
+    "GeneratorSaver",
+    "MASK_KEY",
+    "PairMetric",
+    "RNGState",
+    "RandSilenced",
+    "Seq2SeqEvaluator",
+    "Seq2SeqTrainer",
+    "Slices25Dd",
+    "TrainingCheckpointLoader",
+    "TrainingCheckpointSaver",
+    "availability_collate",
+    "pair_metrics",
+    "scalar_output",
+    "unwrap",
+]
