@@ -50,6 +50,7 @@ def test_differentiation_config(tmp_path, bundle):
 def test_evaluate_config(tmp_path, bundle):
     _run(bundle, "evaluate", tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "| T1 -> T1Gd |" in (tmp_path / "metrics.md").read_text()
     assert {"psnr", "ssim", "ssim_tumour", "ssim_outside", "psnr_identity"} <= set(metrics["pairs"]["T1->T1Gd"])
 
 
