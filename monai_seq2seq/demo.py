@@ -149,7 +149,8 @@ Data: {subjects} held-out brain phantom subjects (seed {seed}, {spacing} mm), al
 
 {_table(table, ["sequence", "C_t", "rank_C_t", "C_d", "rank_C_d"])}
 
-Ranked first by imaging differentiation C_d: **{first_cd}** (the phantom plants enhancement that only T1Gd shows).
+Ranked first by imaging differentiation C_d: **{first_cd}**. The phantom plants enhancement that only T1Gd shows,
+so the paper's finding would put T1Gd first: {"met" if first_cd == "T1Gd" else "**not met** on this run"}.
 Choices: diagonal {ranking['choices']['diagonal']}, metrics {ranking['choices']['metrics']},
 left out: {ranking['choices'].get('metrics_left_out')}; LPIPS: {ranking['choices'].get('lpips', 'n/a')}.
 
