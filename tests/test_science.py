@@ -56,6 +56,7 @@ def test_brain_t1gd_map_finds_enhancement_and_ranks_first(tmp_path):
         assert auc > auc_flair  # the map of T1Gd, not just any map, singles out the enhancement
 
 
+@pytest.mark.slow  # 8 sequences, 64 translations of 4D volumes per subject: minutes on 2 CPU cores
 def test_breast_wash_maps_rank_in_bottom_half(tmp_path):
     root = _weights_or_skip("seq2seq_breast")
     _, ranking = _differentiation(root, tmp_path, num_subjects=2, phantom_seed=2000)
