@@ -1,0 +1,1 @@
+"""Experiments reproducing the paper's tables on the phantoms (or real data)."""
