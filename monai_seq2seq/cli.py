@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "diffmap": "monai_seq2seq.cli:diffmap",
     "evaluate": "monai_seq2seq.cli:evaluate",
     "phantom": "monai_seq2seq.cli_phantom:Phantom",
+    "zoo": "monai_seq2seq.zoo.cli:Zoo",
     "profile": "monai_seq2seq.cli:profile",
     "demo": "monai_seq2seq.demo:run_demo",
 }

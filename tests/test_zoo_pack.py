@@ -1,0 +1,139 @@
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_seq2seq.zoo.integrity import IntegrityError, record_hash, sha256_file
+from monai_seq2seq.zoo.pack import check_bundle, pack_bundle, safe_extract, update_index
+
+BRAIN = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_brain"
+
+
+def _tree(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _tiny_bundle(root: Path) -> Path:
+    bundle = root / "tiny_bundle"
+    for f in ("LICENSE", "configs/metadata.json", "configs/inference.json", "docs/README.md"):
+        (bundle / f).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / f).write_text("{}" if f.endswith(".json") else "text")
+    (bundle / "configs/metadata.json").write_text('{"name": "tiny_bundle", "version": "0.2.0", '
+                                                  '"changelog": {"0.2.0": "x"}}')
+    (bundle / "models").mkdir()
+    torch.save({"w": torch.ones(2)}, bundle / "models" / "model.pt")
+    torch.save({"big": torch.ones(2)}, bundle / "models" / "checkpoint_final.pt")
+    (bundle / "eval").mkdir()
+    (bundle / "eval" / "x.nii.gz").write_text("output")
+    record_hash(bundle)
+    return bundle
+
+
+def test_pack_and_extract_round_trip(tmp_path):
+    bundle = _tiny_bundle(tmp_path)
+    archive = pack_bundle(bundle, tmp_path / "dist")
+    assert archive.name == "tiny_bundle_v0.2.0.zip"
+    names = zipfile.ZipFile(archive).namelist()
+    assert all(n.startswith("tiny_bundle/") for n in names)
+    assert "tiny_bundle/models/checkpoint_final.pt" not in names and not any("/eval/" in n for n in names)
+    index = update_index(tmp_path / "model_info.json", archive, "file://" + str(archive))
+    out = safe_extract(archive, tmp_path / "installed", sha256=index["tiny_bundle_v0.2.0"]["sha256"])
+    assert _tree(out)["models/model.pt"] == (bundle / "models" / "model.pt").read_bytes()
+    check_bundle(out)
+
+
+def test_real_bundles_pass_the_checks(tmp_path):
+    for name in ("seq2seq_brain", "seq2seq_breast"):
+        bundle = BRAIN.parent / name
+        if not (bundle / "models" / "model.pt").is_file():
+            pytest.skip(f"{name} has no shipped weights")
+        assert check_bundle(bundle)["version"] in check_bundle(bundle)["changelog"]
+
+
+@pytest.mark.parametrize("attack", ["tampered", "truncated", "wrong_hash", "escape", "link", "two_tops"])
+def test_bad_archives_leave_the_target_as_it_was(tmp_path, attack):
+    bundle = _tiny_bundle(tmp_path)
+    archive = pack_bundle(bundle, tmp_path / "dist")
+    target = tmp_path / "installed"
+    (target / "tiny_bundle").mkdir(parents=True)
+    (target / "tiny_bundle" / "keep.txt").write_text("previous install")
+    before = _tree(target)
+    digest = sha256_file(archive)
+    if attack == "tampered":
+        data = bytearray(archive.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        archive.write_bytes(bytes(data))
+    elif attack == "truncated":
+        archive.write_bytes(archive.read_bytes()[:-200])
+    elif attack == "wrong_hash":
+        digest = "0" * 64
+    else:
+        archive = tmp_path / "evil.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("tiny_bundle/configs/metadata.json", "{}")
+            if attack == "escape":
+                zf.writestr("tiny_bundle/../../outside.txt", "x")
+            elif attack == "link":
+                info = zipfile.ZipInfo("tiny_bundle/link")
+                info.external_attr = (0o120777 << 16)
+                zf.writestr(info, "/etc/passwd")
+            else:
+                zf.writestr("other/file.txt", "x")
+        digest = sha256_file(archive)
+    with pytest.raises(IntegrityError):
+        safe_extract(archive, target, sha256=digest, overwrite=True)
+    assert _tree(target) == before
+    assert not (tmp_path / "outside.txt").exists()
+    assert not [p for p in target.iterdir() if p.name.startswith(".")]
+
+
+def test_check_bundle_names_problems(tmp_path):
+    bundle = _tiny_bundle(tmp_path)
+    (bundle / "configs" / "metadata.json").write_text('{"version": "0.3.0", "changelog": {"0.2.0": "x"}}')
+    with pytest.raises(IntegrityError, match="not listed in the changelog"):
+        check_bundle(bundle)
+    (bundle / "LICENSE").unlink()
+    with pytest.raises(IntegrityError, match="LICENSE"):
+        check_bundle(bundle)
+
+
+def test_monai_download_load_and_run_offline(tmp_path):
+    import subprocess
+    import sys
+
+    import monai
+
+    if not (BRAIN / "models" / "model.pt").is_file():
+        pytest.skip("seq2seq_brain has no shipped weights")
+    archive = pack_bundle(BRAIN, tmp_path / "dist")
+    bundles = tmp_path / "bundles"
+    monai.bundle.download(name="seq2seq_brain", version="0.1.0", url=archive.as_uri(), bundle_dir=str(bundles))
+    net = monai.bundle.load(name="seq2seq_brain", bundle_dir=str(bundles), workflow_type="inference")
+    assert isinstance(net, torch.nn.Module)
+    with torch.no_grad():
+        y = net.eval()(torch.rand(1, 3, 32, 32) * 2 - 1, 1)  # the target as a plain int
+    assert y.shape == (1, 3, 32, 32) and torch.isfinite(y).all()
+    root = bundles / "seq2seq_brain"
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(root / "configs" / "inference.json"),
+         "--bundle_root", str(root), "--output_dir", str(out), "--num_subjects", "1", "--phantom_spacing", "4.0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list(out.rglob("*_T1Gd_synthetic.nii.gz"))) == 1
+
+
+def test_zoo_cli_pack_install_check(tmp_path):
+    from monai_seq2seq.zoo.cli import Zoo
+
+    bundle = _tiny_bundle(tmp_path)
+    zoo = Zoo()
+    archive = zoo.pack(str(bundle), out=str(tmp_path / "dist"), index=str(tmp_path / "model_info.json"))
+    installed = zoo.install(archive, bundle_dir=str(tmp_path / "inst"), index=str(tmp_path / "model_info.json"))
+    assert "ok (version 0.2.0)" in zoo.check(installed)
+    (tmp_path / "model_info.json").write_text('{"tiny_bundle_v0.2.0": {"source": "x", "sha256": "' + "1" * 64 + '"}}')
+    with pytest.raises(IntegrityError, match="corrupted or was replaced"):
+        zoo.install(archive, bundle_dir=str(tmp_path / "inst2"), index=str(tmp_path / "model_info.json"))
+    assert not (tmp_path / "inst2").exists() or not any((tmp_path / "inst2").iterdir())
