@@ -10,16 +10,15 @@ from monai_seq2seq.engines import (
     MASK_KEY,
     AvailabilityCollate,
     PairMetric,
-    RandSilenced,
     RNGState,
     Seq2SeqEvaluator,
     Seq2SeqTrainer,
-    Slices25Dd,
     availability_collate,
     pair_metrics,
     scalar_output,
 )
 from monai_seq2seq.losses import Seq2SeqLoss
+from monai_seq2seq.transforms import RandSilenceSequencesd, Slices25Dd
 from monai_seq2seq.networks import SequenceDiscriminators, build_seq2seq
 
 NAMES = ["T1", "T1Gd", "T2", "FLAIR"]
@@ -61,7 +60,7 @@ def test_slices_deterministic_centre_and_padding():
 
 
 def test_silence_keeps_at_least_one():
-    transform = RandSilenced(NAMES, prob=1.0, min_silence=1, max_silence=3).set_random_state(0)
+    transform = RandSilenceSequencesd(NAMES, prob=1.0, min_silence=1, max_silence=3).set_random_state(0)
     for _ in range(20):
         out = transform(_volume_sample())
         assert 1 <= len(out["available"]) <= 3

@@ -1,6 +1,6 @@
 """Engines: the Seq2Seq GAN trainer and validation evaluator on MONAI/ignite, checkpoint pieces, batching."""
 
-from .batching import MASK_KEY, AvailabilityCollate, RandSilenced, Slices25Dd, availability_collate
+from .batching import MASK_KEY, AvailabilityCollate, availability_collate
 from .evaluator import DATA_RANGE, PairMetric, Seq2SeqEvaluator, pair_metrics
 from .state import GeneratorSaver, RNGState, TrainingCheckpointLoader, TrainingCheckpointSaver
 from .trainer import Seq2SeqTrainer, scalar_output, unwrap
@@ -12,10 +12,8 @@ __all__ = [
     "MASK_KEY",
     "PairMetric",
     "RNGState",
-    "RandSilenced",
     "Seq2SeqEvaluator",
     "Seq2SeqTrainer",
-    "Slices25Dd",
     "TrainingCheckpointLoader",
     "TrainingCheckpointSaver",
     "availability_collate",

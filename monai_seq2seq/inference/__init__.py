@@ -2,7 +2,7 @@
 
 from .engine import SynthesisEvaluator, SyntheticImageWriter, subject_collate
 from .nifti_out import affine_of, save_volume
-from .slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
+from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
 from .synthesis import Seq2SeqSynthesizer
 
 __all__ = [

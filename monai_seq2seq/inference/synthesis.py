@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.protocols import Protocol, get_protocol
-from .slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
+from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
 
 __all__ = ["Seq2SeqSynthesizer", "to_channels_last"]
 
