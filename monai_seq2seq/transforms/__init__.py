@@ -9,6 +9,8 @@
 - :mod:`.validation`: grid matching (or resampling to a reference) and per-sequence checks against a protocol.
 """
 
+from .dce import WASH_FORMULA, WashInOut, WashInOutd, wash_in_out
+from .frames import CheckFrameCount, CheckFrameCountd, ResampleFrames, ResampleFramesd, SortFrames, SortFramesd
 from .intensity import (
     INTENSITY_RANGE_KEY,
     FromSymmetricRange,
@@ -38,6 +40,8 @@ __all__ = [
     "MASK_KEY",
     "AvailabilityMask",
     "AvailabilityMaskd",
+    "CheckFrameCount",
+    "CheckFrameCountd",
     "CheckSequence",
     "CheckSequenced",
     "FromSymmetricRange",
@@ -53,14 +57,22 @@ __all__ = [
     "RandSourceTarget",
     "RandSourceTargetd",
     "RandSubjectSpatialAugmentd",
+    "ResampleFrames",
+    "ResampleFramesd",
     "SequenceCode",
     "SequenceCoded",
     "Slices25D",
     "Slices25Dd",
     "SlicesToVolume",
     "SlicesToVolumed",
+    "SortFrames",
+    "SortFramesd",
     "ToSymmetricRange",
     "ToSymmetricRanged",
     "VolumeToSlices",
     "VolumeToSlicesd",
+    "WASH_FORMULA",
+    "WashInOut",
+    "WashInOutd",
+    "wash_in_out",
 ]

@@ -101,7 +101,7 @@ def partial_volume(fractions: Mapping[str, np.ndarray], signals: Mapping[str, fl
 
 
 def wash_in_out(series, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Wash-in and wash-out of a DCE series, the same formula as the DCE transforms.
+    """Wash-in and wash-out of a DCE series: :func:`monai_seq2seq.transforms.dce.wash_in_out`, the one formula.
 
     ``wash-in = (S1 - S0) / max(S0, eps)``, ``wash-out = (S_last - S1) / max(S1, eps)``.
 
@@ -110,12 +110,8 @@ def wash_in_out(series, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
         eps: floor of the denominators.
 
     Returns:
-        ``(wash_in, wash_out)``, each float32 of shape ``S``.
+        ``(wash_in, wash_out)``, each float32 numpy of shape ``S``.
     """
-    s = np.asarray(series, dtype=np.float32)
-    if s.shape[0] < 2:
-        raise ValueError(f"wash-in/wash-out need at least 2 frames, got {s.shape[0]}.")
-    s0, s1, sl = s[0], s[1], s[-1]
-    wash_in = (s1 - s0) / np.maximum(s0, np.float32(eps))
-    wash_out = (sl - s1) / np.maximum(s1, np.float32(eps))
-    return wash_in.astype(np.float32), wash_out.astype(np.float32)
+    from ...transforms.dce import wash_in_out as _wash_in_out
+
+    return _wash_in_out(np.asarray(series, dtype=np.float32), eps=eps)

@@ -1,0 +1,135 @@
+"""DCE wash-in and wash-out maps, the one formula of the code base (the breast phantom uses it too).
+
+With ``S_pre`` the pre-contrast frame, ``S_early`` the first post-contrast frame and ``S_late`` the last frame::
+
+    wash-in  = (S_early - S_pre)   / max(S_pre, eps)     relative enhancement at the first post-contrast frame
+    wash-out = (S_late  - S_early) / max(S_early, eps)   relative change from early to late
+
+A negative wash-out is the "washout" curve type of malignant lesions; about zero a plateau; positive a
+persistent enhancement. Both are unitless ratios of the series' own intensities, so they are computed before
+any intensity normalisation of the DCE series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+
+from ..io.errors import FrameValuesError
+from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe
+
+__all__ = ["WASH_FORMULA", "wash_in_out", "WashInOut", "WashInOutd"]
+
+WASH_FORMULA = ("wash-in = (S[early] - S[pre]) / max(S[pre], eps); "
+                "wash-out = (S[late] - S[early]) / max(S[early], eps)")
+
+
+def wash_in_out(series: NdarrayOrTensor, pre_frame: int = 0, early_frame: int = 1, late_frame: int = -1,
+                eps: float = 1e-6) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+    """Wash-in and wash-out of a DCE series (formula in the module docstring).
+
+    Args:
+        series: frames first, ``(T, *S)`` with ``T >= 2``, numpy or torch.
+        pre_frame, early_frame, late_frame: frame indices of the pre-contrast, first post-contrast and last frames.
+        eps: floor of the denominators (air and background).
+
+    Returns:
+        ``(wash_in, wash_out)``, each float32 of shape ``S``, the type of ``series``.
+    """
+    data = convert_to_tensor(series, track_meta=False).float()
+    if data.shape[0] < 2:
+        raise ValueError(f"wash-in/wash-out need at least 2 frames (pre- and post-contrast), got {data.shape[0]}.")
+    pre, early, late = data[pre_frame], data[early_frame], data[late_frame]
+    floor = torch.tensor(eps, dtype=data.dtype)
+    wash_in = (early - pre) / torch.maximum(pre, floor)
+    wash_out = (late - early) / torch.maximum(early, floor)
+    if isinstance(series, np.ndarray):
+        return wash_in.numpy(), wash_out.numpy()
+    return wash_in, wash_out
+
+
+class WashInOut(Transform):
+    """DCE series -> wash-in and/or wash-out maps.
+
+    Args:
+        output: ``"both"`` (channel 0 wash-in, 1 wash-out), ``"in"`` or ``"out"``.
+        pre_frame, early_frame, late_frame, eps: see :func:`wash_in_out`.
+
+    Shapes:
+        ``(T, X, Y, Z)`` (T >= 2) -> ``(2, X, Y, Z)`` or ``(1, X, Y, Z)``, float32. A MetaTensor keeps its affine;
+        the frame meta is dropped and ``meta["derived_from"]``/``meta["formula"]`` say what the map is.
+
+    Raises:
+        ValueError: one frame, NaN/Inf. FrameValuesError: frame meta on an axis other than time.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, output: str = "both", pre_frame: int = 0, early_frame: int = 1, late_frame: int = -1,
+                 eps: float = 1e-6) -> None:
+        if output not in ("both", "in", "out"):
+            raise ValueError(f"output must be 'both', 'in' or 'out', got {output!r}.")
+        self.output = output
+        self.frames = (int(pre_frame), int(early_frame), int(late_frame))
+        self.eps = float(eps)
+
+    def __call__(self, img: NdarrayOrTensor, name: str | None = None) -> NdarrayOrTensor:
+        label = describe(img, name)
+        meta = getattr(img, "meta", None) or {}
+        if meta.get(FRAME_AXIS_KEY) not in (None, "time"):
+            raise FrameValuesError(f"{label}: wash-in/out need DCE timepoints, its frame axis is "
+                                   f"{meta[FRAME_AXIS_KEY]!r}.")
+        check_finite(img, label)
+        try:
+            wash_in, wash_out = wash_in_out(img, *self.frames, eps=self.eps)
+        except ValueError as err:
+            raise ValueError(f"{label}: {err}") from err
+        maps = {"both": [wash_in, wash_out], "in": [wash_in], "out": [wash_out]}[self.output]
+        out, *_ = convert_to_dst_type(torch.stack([torch.as_tensor(m) for m in maps]), img, dtype=torch.float32)
+        if isinstance(out, MetaTensor):
+            out.meta = {k: v for k, v in out.meta.items() if k not in (FRAME_AXIS_KEY, FRAME_VALUES_KEY)}
+            out.meta["derived_from"] = str(meta.get("filename_or_obj", name or "DCE"))
+            out.meta["formula"] = WASH_FORMULA
+        return out
+
+
+class WashInOutd(MapTransform):
+    """Dictionary twin of :class:`WashInOut`: one DCE key -> two new keys ``(1, X, Y, Z)`` each.
+
+    Args:
+        keys: the DCE key (one).
+        wash_in_key, wash_out_key: output keys (the breast protocol's ``WashIn``/``WashOut``).
+        overwrite: replace existing output keys; otherwise an existing one is an error (it may be an acquired map).
+        pre_frame, early_frame, late_frame, eps: see :func:`wash_in_out`.
+    """
+
+    backend = WashInOut.backend
+
+    def __init__(self, keys: KeysCollection, wash_in_key: str = "WashIn", wash_out_key: str = "WashOut",
+                 overwrite: bool = False, pre_frame: int = 0, early_frame: int = 1, late_frame: int = -1,
+                 eps: float = 1e-6, allow_missing_keys: bool = True) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"WashInOutd takes one DCE key, got {self.keys}.")
+        self.out_keys = (wash_in_key, wash_out_key)
+        self.overwrite = bool(overwrite)
+        self.maps = WashInOut("both", pre_frame, early_frame, late_frame, eps)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            existing = [k for k in self.out_keys if d.get(k) is not None]
+            if existing and not self.overwrite:
+                raise ValueError(f"subject {d.get('subject', '?')!r} already has {existing}; WashInOutd would "
+                                 "overwrite them (pass overwrite=True to recompute from the DCE series).")
+            maps = self.maps(d[key], name=str(key))
+            d[self.out_keys[0]], d[self.out_keys[1]] = maps[:1], maps[1:]
+            if "available" in d:
+                d["available"] = list(dict.fromkeys([*d["available"], *self.out_keys]))
+        return d

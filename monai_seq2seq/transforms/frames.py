@@ -1,0 +1,202 @@
+"""Frames of 4D series: sort by frame value, resample in time, check the count a protocol expects.
+
+A 4D sequence is channel-first ``(T, X, Y, Z)`` with ``meta["frame_values"]`` (DCE: seconds after the
+pre-contrast frame; DWI: b-values in s/mm^2) and ``meta["frame_axis"]``; see :mod:`.utils`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+
+from ..io.errors import FrameValuesError
+from .utils import check_distinct, describe, get_frame_values, set_frame_meta
+
+__all__ = [
+    "SortFrames",
+    "SortFramesd",
+    "ResampleFrames",
+    "ResampleFramesd",
+    "CheckFrameCount",
+    "CheckFrameCountd",
+]
+
+
+def _key_label(key: Hashable, img: Any) -> str:
+    meta = getattr(img, "meta", None) or {}
+    return f"{key} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
+
+
+def _with_frames(img: NdarrayOrTensor, frames: torch.Tensor, axis: str | None, values: Sequence[float]):
+    out, *_ = convert_to_dst_type(frames, img)
+    return set_frame_meta(out, axis, values)
+
+
+class SortFrames(Transform):
+    """Order the frames of a 4D series by increasing frame value (acquisition time or b-value).
+
+    Args:
+        expected_axis: ``"time"`` or ``"bvalue"``; a meta naming the other axis raises.
+        frame_values: explicit values (for plain arrays without meta).
+
+    Shapes:
+        ``(T, X, Y, Z)`` -> ``(T, X, Y, Z)``; the meta's ``frame_values`` are permuted with the data.
+
+    Raises:
+        FrameValuesError: missing values, a count that differs from ``T``, duplicate values.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, expected_axis: str | None = None, frame_values: Sequence[float] | None = None) -> None:
+        self.expected_axis = expected_axis
+        self.frame_values = frame_values
+
+    def __call__(self, img: NdarrayOrTensor, name: str | None = None) -> NdarrayOrTensor:
+        values = get_frame_values(img, self.frame_values, self.expected_axis, name)
+        check_distinct(values, "frame values", describe(img, name))
+        order = np.argsort(values, kind="stable")
+        axis = (getattr(img, "meta", None) or {}).get("frame_axis", self.expected_axis)
+        if np.all(order == np.arange(len(values))):
+            return set_frame_meta(img, axis, values)
+        frames = convert_to_tensor(img, track_meta=False)[torch.as_tensor(order)]
+        return _with_frames(img, frames, axis, [values[i] for i in order])
+
+
+class ResampleFrames(Transform):
+    """Linear interpolation along the frame axis to requested frame values (e.g. the protocol's DCE times).
+
+    Acquired frames whose value equals a requested one are copied exactly; the others are interpolated between
+    the two bracketing acquired frames.
+
+    Args:
+        target_values: requested frame values (seconds for DCE).
+        expected_axis: the frame axis the input must have (``None``: any).
+        extrapolate: hold the first/last frame for requests outside the acquired range instead of raising.
+
+    Shapes:
+        ``(T, X, Y, Z)`` -> ``(len(target_values), X, Y, Z)``.
+
+    Raises:
+        FrameValuesError: missing or duplicate frame values, requests outside the acquired range (unless
+            ``extrapolate``; a single acquired frame has a range of one value).
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, target_values: Sequence[float], expected_axis: str | None = "time",
+                 extrapolate: bool = False) -> None:
+        self.target_values = [float(v) for v in target_values]
+        if not self.target_values:
+            raise ValueError("ResampleFrames needs at least one target value.")
+        self.expected_axis = expected_axis
+        self.extrapolate = bool(extrapolate)
+
+    def __call__(self, img: NdarrayOrTensor, name: str | None = None) -> NdarrayOrTensor:
+        label = describe(img, name)
+        values = get_frame_values(img, None, self.expected_axis, name)
+        check_distinct(values, "frame values", label)
+        order = np.argsort(values, kind="stable")
+        acquired = np.asarray(values)[order]
+        targets = np.asarray(self.target_values)
+        outside = targets[(targets < acquired[0]) | (targets > acquired[-1])]
+        if outside.size and not self.extrapolate:
+            raise FrameValuesError(
+                f"{label}: requested frame values {outside.tolist()} lie outside the acquired range "
+                f"[{acquired[0]}, {acquired[-1]}] ({acquired.tolist()}); pass extrapolate=True to hold the end frames."
+            )
+        n = len(acquired)
+        if n == 1:  # every request equals the one frame, or extrapolate holds it
+            lower = upper = np.zeros(len(targets), dtype=np.int64)
+            weight = np.zeros(len(targets))
+        else:
+            clamped = np.clip(targets, acquired[0], acquired[-1])
+            upper = np.clip(np.searchsorted(acquired, clamped, side="left"), 1, n - 1)
+            lower = upper - 1
+            weight = (clamped - acquired[lower]) / (acquired[upper] - acquired[lower])
+            lower = np.where(weight == 1.0, upper, lower)  # a requested value that was acquired: copy that frame
+            weight = np.where(weight == 1.0, 0.0, weight)
+        data = convert_to_tensor(img, track_meta=False)[torch.as_tensor(order)]
+        data = data if data.is_floating_point() else data.float()
+        low = data[torch.as_tensor(lower)]
+        w = torch.as_tensor(weight, dtype=data.dtype).reshape(-1, *([1] * (data.ndim - 1)))
+        frames = torch.where(w == 0, low, low + w * (data[torch.as_tensor(upper)] - low))
+        axis = (getattr(img, "meta", None) or {}).get("frame_axis", self.expected_axis)
+        return _with_frames(img, frames, axis, self.target_values)
+
+
+class CheckFrameCount(Transform):
+    """Raise :class:`FrameValuesError` when a series does not have the expected number of frames.
+
+    Shapes:
+        ``(T, X, Y, Z)`` -> the same object.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, expected: int) -> None:
+        self.expected = int(expected)
+
+    def __call__(self, img: NdarrayOrTensor, name: str | None = None) -> NdarrayOrTensor:
+        if img.shape[0] != self.expected:
+            raise FrameValuesError(
+                f"{describe(img, name)} has {img.shape[0]} frames; expected {self.expected} "
+                "(resample with ResampleFrames / SelectBValues first)."
+            )
+        return img
+
+
+class _PerKey(MapTransform):
+    """Apply an array transform that takes ``name=`` to every key."""
+
+    def __init__(self, keys: KeysCollection, transform: Transform, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = transform
+        self.backend = transform.backend
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key], name=_key_label(key, d[key]))
+        return d
+
+
+class SortFramesd(_PerKey):
+    """Dictionary twin of :class:`SortFrames` (missing keys are skipped by default: not every subject has DWI)."""
+
+    def __init__(self, keys: KeysCollection, expected_axis: str | None = None,
+                 allow_missing_keys: bool = True) -> None:
+        super().__init__(keys, SortFrames(expected_axis), allow_missing_keys)
+
+
+class ResampleFramesd(_PerKey):
+    """Dictionary twin of :class:`ResampleFrames`."""
+
+    def __init__(self, keys: KeysCollection, target_values: Sequence[float], expected_axis: str | None = "time",
+                 extrapolate: bool = False, allow_missing_keys: bool = True) -> None:
+        super().__init__(keys, ResampleFrames(target_values, expected_axis, extrapolate), allow_missing_keys)
+
+
+class CheckFrameCountd(MapTransform):
+    """Dictionary twin of :class:`CheckFrameCount`: one expected count per key (or one for all)."""
+
+    backend = CheckFrameCount.backend
+
+    def __init__(self, keys: KeysCollection, expected: int | Sequence[int], allow_missing_keys: bool = True) -> None:
+        super().__init__(keys, allow_missing_keys)
+        counts = [int(expected)] * len(self.keys) if isinstance(expected, int) else [int(e) for e in expected]
+        if len(counts) != len(self.keys):
+            raise ValueError(f"{len(counts)} expected counts for {len(self.keys)} keys.")
+        self.checkers = dict(zip(self.keys, (CheckFrameCount(c) for c in counts), strict=True))
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            self.checkers[key](d[key], name=_key_label(key, d[key]))
+        return d
