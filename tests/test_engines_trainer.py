@@ -18,8 +18,8 @@ from monai_seq2seq.engines import (
     scalar_output,
 )
 from monai_seq2seq.losses import Seq2SeqLoss
-from monai_seq2seq.transforms import RandSilenceSequencesd, Slices25Dd
 from monai_seq2seq.networks import SequenceDiscriminators, build_seq2seq
+from monai_seq2seq.transforms import RandSilenceSequencesd, Slices25Dd
 
 NAMES = ["T1", "T1Gd", "T2", "FLAIR"]
 

@@ -1,8 +1,8 @@
 """Inference: whole-volume synthesis (2.5D slab batching, 3D sliding window), all pairs, multi-source fusion."""
 
+from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
 from .engine import SynthesisEvaluator, SyntheticImageWriter, subject_collate
 from .nifti_out import affine_of, save_volume
-from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
 from .synthesis import Seq2SeqSynthesizer
 
 __all__ = [

@@ -10,6 +10,18 @@
 """
 
 from .dce import WASH_FORMULA, WashInOut, WashInOutd, wash_in_out
+from .dwi import (
+    ADCMap,
+    ADCMapd,
+    IVIMMaps,
+    IVIMMapsd,
+    SelectBValues,
+    SelectBValuesd,
+    diffusion_signal,
+    fit_ivim,
+    fit_monoexponential,
+    ivim_signal,
+)
 from .frames import CheckFrameCount, CheckFrameCountd, ResampleFrames, ResampleFramesd, SortFrames, SortFramesd
 from .intensity import (
     INTENSITY_RANGE_KEY,
@@ -36,6 +48,16 @@ from .spatial import RandFrameSpatialAugment, RandSubjectSpatialAugmentd
 from .validation import CheckSequence, CheckSequenced, GridMismatchError, MatchGrid, MatchGridd
 
 __all__ = [
+    "ADCMap",
+    "ADCMapd",
+    "IVIMMaps",
+    "IVIMMapsd",
+    "SelectBValues",
+    "SelectBValuesd",
+    "diffusion_signal",
+    "fit_ivim",
+    "fit_monoexponential",
+    "ivim_signal",
     "INTENSITY_RANGE_KEY",
     "MASK_KEY",
     "AvailabilityMask",
