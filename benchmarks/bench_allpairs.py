@@ -24,8 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from monai_seq2seq.data import BRAIN
 from monai_seq2seq.inference import Seq2SeqSynthesizer, volume_to_slabs
-from monai_seq2seq.transforms.slabs import pad_to_multiple
 from monai_seq2seq.networks import build_seq2seq
+from monai_seq2seq.transforms.slabs import pad_to_multiple
 
 BF16_DENSE_PEAK_TFLOPS = {"H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H200": 989.0, "A100": 312.0}
 
