@@ -1,13 +1,23 @@
-"""Model zoo: integrity checks of bundle files, packing and safe installation of bundle archives."""
+"""Model zoo: integrity of bundle files, reproducible packing, zoo indexes, safe download/installation, verification."""
 
 from .handlers import VerifiedCheckpointLoader
+from .index import download_bundle, github_release_url, list_index, read_index, resolve_entry
 from .integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file, verify_sha256
 from .pack import check_bundle, pack_bundle, safe_extract, update_index
+from .verify import verify_bundle, verify_forward, verify_metadata_offline
 
 __all__ = [
     "IntegrityError",
     "VerifiedCheckpointLoader",
     "check_bundle",
+    "download_bundle",
+    "github_release_url",
+    "list_index",
+    "read_index",
+    "resolve_entry",
+    "verify_bundle",
+    "verify_forward",
+    "verify_metadata_offline",
     "expected_hash",
     "load_weights",
     "pack_bundle",

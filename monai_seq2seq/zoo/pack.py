@@ -55,7 +55,8 @@ def pack_bundle(bundle_dir: str | Path, out_dir: str | Path, name: str | None = 
     """Write ``<out_dir>/<name>_v<version>.zip`` holding one top-level ``<name>/`` folder.
 
     Evaluation outputs, logs and training checkpoints are left out; the bundle is checked first
-    (:func:`check_bundle`). Written atomically.
+    (:func:`check_bundle`). The archive is reproducible (sorted members, fixed time stamps and modes), so its
+    sha256 in a committed index can be re-derived from a clean clone. Written atomically.
     """
     bundle_dir = Path(bundle_dir)
     meta = check_bundle(bundle_dir)
@@ -64,17 +65,31 @@ def pack_bundle(bundle_dir: str | Path, out_dir: str | Path, name: str | None = 
 
     def write(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for relative in _members(bundle_dir):
-                archive.write(bundle_dir / relative, f"{name}/{relative.as_posix()}")
+            for relative in sorted(_members(bundle_dir), key=lambda p: p.as_posix()):
+                # fixed time stamp and mode: the same files give the same archive and the same sha256
+                info = zipfile.ZipInfo(f"{name}/{relative.as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                archive.writestr(info, (bundle_dir / relative).read_bytes(), compresslevel=6)
 
     return atomic_write(target, write)
 
 
-def update_index(index_path: str | Path, archive: str | Path, source: str) -> dict:
-    """Record ``<name>_v<version>`` -> {"source", "sha256"} of an archive in a zoo index (``model_info.json``)."""
+def update_index(index_path: str | Path, archive: str | Path, source: str | None = None) -> dict:
+    """Record ``<name>_v<version>`` -> {"name", "version", "source", "sha256"} of an archive in a zoo index.
+
+    Args:
+        index_path: the index (``model_info.json``), created if missing.
+        archive: a packed bundle ``<name>_v<version>.zip``.
+        source: where users fetch it (a URL, or a path relative to the index); ``None``: the archive's file name,
+            i.e. a release asset published next to the index.
+    """
     index_path = Path(index_path)
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    index[Path(archive).name[: -len(".zip")]] = {"source": source, "sha256": sha256_file(archive)}
+    key = Path(archive).name[: -len(".zip")]
+    name, _, version = key.rpartition("_v")
+    index[key] = {"name": name, "version": version, "source": source or Path(archive).name,
+                  "sha256": sha256_file(archive)}
     atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
 
