@@ -132,3 +132,22 @@ def test_cli_list_download_verify_load(release, tmp_path):
     (Path(path) / "models" / "model.pt").write_bytes(b"tampered")
     with pytest.raises(IntegrityError):
         zoo.load("seq2seq_brain", bundle_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("name,target,frames", [("seq2seq_brain", "T1Gd", 1), ("seq2seq_breast", "DCE", 6)])
+def test_onnx_export_of_each_bundle_matches_eager(tmp_path, name, target, frames):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from monai_seq2seq.zoo.export import export_onnx
+    from monai_seq2seq.zoo.verify import load_bundle_network
+
+    bundle = BUNDLES / name
+    if not (bundle / "models" / "model.pt").is_file():
+        pytest.skip(f"{name} has no shipped weights")
+    path = export_onnx(bundle, target, tmp_path / "model.onnx")  # checks itself on a second input size
+    network, protocol = load_bundle_network(bundle)
+    x = torch.rand(1, 1, 3, 48, 32) * 2 - 1
+    (pred,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})
+    assert pred.shape == (1, frames, 3, 48, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(pred), network(x, protocol.index(target)), atol=1e-4, rtol=1e-4)

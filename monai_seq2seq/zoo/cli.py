@@ -13,7 +13,7 @@ __all__ = ["Zoo"]
 
 
 class Zoo:
-    """Bundle zoo commands: ``list``, ``pack``, ``download``, ``install``, ``verify``, ``load``, ``check``."""
+    """Bundle zoo commands: ``list``, ``pack``, ``download``, ``install``, ``verify``, ``onnx``, ``load``, ``check``."""
 
     def list(self, index: str = "bundles/model_info.json") -> str:
         """The bundles and versions of a zoo index (a path, file:// or https URL), with their sha256."""
@@ -39,6 +39,14 @@ class Zoo:
         """Files, version in changelog, weights sha256, metadata schema (offline), a forward pass per target."""
         report = verify_bundle(bundle, forward=forward)
         return json.dumps(report, indent=2, default=str)
+
+    def onnx(self, bundle: str, target: str, out: str | None = None, check: bool = True) -> str:
+        """Export the network folded to ``target`` as ONNX (``<bundle>/models/model_<target>.onnx`` by default),
+        checked against the eager network in onnxruntime."""
+        from .export import export_onnx
+
+        path = out or str(Path(bundle) / "models" / f"model_{target}.onnx")
+        return str(export_onnx(bundle, target, path, check=check))
 
     def load(self, name: str, bundle_dir: str = "bundles_installed") -> str:
         """Load an installed bundle's network with MONAI (``monai.bundle.load``) after verifying its weights."""

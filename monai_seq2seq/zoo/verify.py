@@ -9,7 +9,7 @@ import torch
 from .integrity import load_weights
 from .pack import check_bundle
 
-__all__ = ["SCHEMA_PATH", "verify_metadata_offline", "verify_forward", "verify_bundle"]
+__all__ = ["SCHEMA_PATH", "verify_metadata_offline", "load_bundle_network", "verify_forward", "verify_bundle"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "meta_schema_20240725.json"
 
@@ -25,6 +25,23 @@ def verify_metadata_offline(bundle_dir: str | Path) -> None:
     verify_metadata(meta_file=str(Path(bundle_dir) / "configs" / "metadata.json"), filepath=str(SCHEMA_PATH))
 
 
+def load_bundle_network(bundle_dir: str | Path, device: str = "cpu"):
+    """``(network, protocol)``: ``network_def`` of ``configs/inference.json``, verified weights loaded, eval mode."""
+    from monai.bundle import ConfigParser
+
+    from ..data.protocols import get_protocol
+
+    bundle_dir = Path(bundle_dir).resolve()
+    parser = ConfigParser()
+    parser.read_config(str(bundle_dir / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle_dir)
+    network = parser.get_parsed_content("network_def", instantiate=True).to(device).eval()
+    weights = bundle_dir / "models" / "model.pt"
+    if weights.is_file():
+        network.load_state_dict(load_weights(weights, bundle_dir=bundle_dir, map_location=device))
+    return network, get_protocol(parser["protocol"])
+
+
 def verify_forward(bundle_dir: str | Path, size: int = 32, device: str = "cpu") -> dict:
     """Build ``network_def`` from ``configs/inference.json``, load the verified weights, run every target once.
 
@@ -35,19 +52,11 @@ def verify_forward(bundle_dir: str | Path, size: int = 32, device: str = "cpu") 
         IntegrityError: the weights' sha256 differs from ``large_files.yml``.
         AssertionError: an output of the wrong shape, non-finite, or outside the tanh range [-1, 1].
     """
-    from monai.bundle import ConfigParser
+    import json
 
-    bundle_dir = Path(bundle_dir).resolve()
-    parser = ConfigParser()
-    parser.read_config(str(bundle_dir / "configs" / "inference.json"))
-    parser.read_meta(str(bundle_dir / "configs" / "metadata.json"))
-    parser["bundle_root"] = str(bundle_dir)
-    network = parser.get_parsed_content("network_def", instantiate=True).to(device).eval()
-    weights = bundle_dir / "models" / "model.pt"
-    if weights.is_file():
-        network.load_state_dict(load_weights(weights, bundle_dir=bundle_dir, map_location=device))
-    fmt = parser["_meta_"]["network_data_format"]["inputs"]["image"]
-    channels = int(fmt["num_channels"])
+    network, _ = load_bundle_network(bundle_dir, device)
+    meta = json.loads((Path(bundle_dir) / "configs" / "metadata.json").read_text())
+    channels = int(meta["network_data_format"]["inputs"]["image"]["num_channels"])
     x = torch.rand(1, 1, channels, size, size, device=device) * 2 - 1  # one 3D source slice stack
     n_targets = int(network.num_sequences)
     low, high = float("inf"), float("-inf")
