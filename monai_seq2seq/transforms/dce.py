@@ -46,7 +46,7 @@ def wash_in_out(series: NdarrayOrTensor, pre_frame: int = 0, early_frame: int = 
     if data.shape[0] < 2:
         raise ValueError(f"wash-in/wash-out need at least 2 frames (pre- and post-contrast), got {data.shape[0]}.")
     pre, early, late = data[pre_frame], data[early_frame], data[late_frame]
-    floor = torch.tensor(eps, dtype=data.dtype)
+    floor = torch.tensor(eps, dtype=data.dtype, device=data.device)
     wash_in = (early - pre) / torch.maximum(pre, floor)
     wash_out = (late - early) / torch.maximum(early, floor)
     if isinstance(series, np.ndarray):

@@ -33,8 +33,9 @@ def _key_label(key: Hashable, img: Any) -> str:
     return f"{key} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
 
 
-def _with_frames(img: NdarrayOrTensor, frames: torch.Tensor, axis: str | None, values: Sequence[float]):
-    out, *_ = convert_to_dst_type(frames, img)
+def _with_frames(img: NdarrayOrTensor, frames: torch.Tensor, axis: str | None, values: Sequence[float],
+                 dtype: torch.dtype | None = None):
+    out, *_ = convert_to_dst_type(frames, img, dtype=dtype)
     return set_frame_meta(out, axis, values)
 
 
@@ -79,34 +80,45 @@ class ResampleFrames(Transform):
         target_values: requested frame values (seconds for DCE).
         expected_axis: the frame axis the input must have (``None``: any).
         extrapolate: hold the first/last frame for requests outside the acquired range instead of raising.
+        frame_values: explicit acquired values, one per frame (for plain arrays without meta).
 
     Shapes:
-        ``(T, X, Y, Z)`` -> ``(len(target_values), X, Y, Z)``.
+        ``(T, X, Y, Z)`` -> ``(len(target_values), X, Y, Z)``, floating point (an integer input gives float32).
 
     Raises:
         FrameValuesError: missing or duplicate frame values, requests outside the acquired range (unless
             ``extrapolate``; a single acquired frame has a range of one value).
+        ValueError: no or non-finite target values.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, target_values: Sequence[float], expected_axis: str | None = "time",
-                 extrapolate: bool = False) -> None:
-        self.target_values = [float(v) for v in target_values]
+                 extrapolate: bool = False, frame_values: Sequence[float] | None = None) -> None:
+        self.target_values = [float(v) for v in np.asarray(target_values, dtype=np.float64).reshape(-1)]
         if not self.target_values:
             raise ValueError("ResampleFrames needs at least one target value.")
+        if not all(np.isfinite(self.target_values)):
+            raise ValueError(f"ResampleFrames target values must be finite, got {self.target_values}.")
         self.expected_axis = expected_axis
         self.extrapolate = bool(extrapolate)
+        self.frame_values = frame_values
 
     def __call__(self, img: NdarrayOrTensor, name: str | None = None) -> NdarrayOrTensor:
         label = describe(img, name)
-        values = get_frame_values(img, None, self.expected_axis, name)
+        values = get_frame_values(img, self.frame_values, self.expected_axis, name)
         check_distinct(values, "frame values", label)
         order = np.argsort(values, kind="stable")
         acquired = np.asarray(values)[order]
         targets = np.asarray(self.target_values)
         outside = targets[(targets < acquired[0]) | (targets > acquired[-1])]
         if outside.size and not self.extrapolate:
+            if len(acquired) < 2:
+                raise FrameValuesError(
+                    f"{label}: requested frame values {outside.tolist()} lie outside the acquired range "
+                    f"[{acquired[0]}, {acquired[-1]}]: a single frame cannot be interpolated; pass extrapolate=True "
+                    "to hold it."
+                )
             raise FrameValuesError(
                 f"{label}: requested frame values {outside.tolist()} lie outside the acquired range "
                 f"[{acquired[0]}, {acquired[-1]}] ({acquired.tolist()}); pass extrapolate=True to hold the end frames."
@@ -124,15 +136,19 @@ class ResampleFrames(Transform):
             weight = np.where(weight == 1.0, 0.0, weight)
         data = convert_to_tensor(img, track_meta=False)[torch.as_tensor(order)]
         data = data if data.is_floating_point() else data.float()
-        low = data[torch.as_tensor(lower)]
-        w = torch.as_tensor(weight, dtype=data.dtype).reshape(-1, *([1] * (data.ndim - 1)))
-        frames = torch.where(w == 0, low, low + w * (data[torch.as_tensor(upper)] - low))
+        low = data[torch.as_tensor(lower, device=data.device)]
+        w = torch.as_tensor(weight, dtype=data.dtype, device=data.device).reshape(-1, *([1] * (data.ndim - 1)))
+        frames = torch.where(w == 0, low, low + w * (data[torch.as_tensor(upper, device=data.device)] - low))
         axis = (getattr(img, "meta", None) or {}).get("frame_axis", self.expected_axis)
-        return _with_frames(img, frames, axis, self.target_values)
+        return _with_frames(img, frames, axis, self.target_values, dtype=frames.dtype)
 
 
 class CheckFrameCount(Transform):
     """Raise :class:`FrameValuesError` when a series does not have the expected number of frames.
+
+    Args:
+        expected: the protocol's number of frames ``T``.
+        name: label of the image in error messages (a ``name`` given to the call takes precedence).
 
     Shapes:
         ``(T, X, Y, Z)`` -> the same object.
@@ -140,14 +156,15 @@ class CheckFrameCount(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, name: str | None = None) -> None:
         self.expected = int(expected)
+        self.name = name
 
     def __call__(self, img: NdarrayOrTensor, name: str | None = None) -> NdarrayOrTensor:
         if img.shape[0] != self.expected:
             raise FrameValuesError(
-                f"{describe(img, name)} has {img.shape[0]} frames; expected {self.expected} "
-                "(resample with ResampleFrames / SelectBValues first)."
+                f"{describe(img, name or self.name)} has {img.shape[0]} frames; expected {self.expected} by the "
+                "protocol (resample with ResampleFrames / SelectBValues first)."
             )
         return img
 
@@ -190,7 +207,10 @@ class CheckFrameCountd(MapTransform):
 
     def __init__(self, keys: KeysCollection, expected: int | Sequence[int], allow_missing_keys: bool = True) -> None:
         super().__init__(keys, allow_missing_keys)
-        counts = [int(expected)] * len(self.keys) if isinstance(expected, int) else [int(e) for e in expected]
+        if isinstance(expected, (int, np.integer)):
+            counts = [int(expected)] * len(self.keys)
+        else:
+            counts = [int(e) for e in expected]
         if len(counts) != len(self.keys):
             raise ValueError(f"{len(counts)} expected counts for {len(self.keys)} keys.")
         self.checkers = dict(zip(self.keys, (CheckFrameCount(c) for c in counts), strict=True))
