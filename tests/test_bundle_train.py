@@ -22,12 +22,7 @@ GEOMETRY = {"seq2seq_brain": {"phantom_spacing": 4.0, "roi_size": [32, 32]},
             "seq2seq_breast": {"phantom_shape": [40, 24, 16], "phantom_spacing": 8.0, "roi_size": [32, 24]}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _workflow(bundle: str, out: Path, **overrides) -> ConfigWorkflow:

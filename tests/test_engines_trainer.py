@@ -24,13 +24,7 @@ from monai_seq2seq.transforms import RandSilenceSequencesd, Slices25Dd
 NAMES = ["T1", "T1Gd", "T2", "FLAIR"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is fastest and immune to OpenMP oversubscription on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _volume_sample(available=NAMES, shape=(20, 18, 12)):

@@ -35,17 +35,15 @@ def _differentiation(root: Path, out: Path, **overrides):
     return evaluator, json.loads((out / "ranking.json").read_text())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-11-24 with the shipped v0.1.0 brain weights (3000 CPU iterations): T2 ranks first by C_d "
-    "and M_d(T1Gd) separates ET at AUC 0.52-0.59; the network predicts most of the enhancement from the tumour's "
-    "geometry on T2/FLAIR and unpredictable noise dominates the maps. Open in issue 6.",
-)
-def test_brain_t1gd_map_finds_enhancement_and_ranks_first(tmp_path):
+@pytest.fixture(scope="module")
+def brain_run(tmp_path_factory):
+    """The brain bundle's differentiation config on 2 held-out subjects (seed 2000), run once for both checks."""
     root = _weights_or_skip("seq2seq_brain")
-    evaluator, ranking = _differentiation(root, tmp_path, num_subjects=2, phantom_seed=2000)
-    table = {row["sequence"]: row for row in ranking["table"]}
-    assert table["T1Gd"]["rank_C_d"] == 1, ranking["table"]
+    return _differentiation(root, tmp_path_factory.mktemp("brain"), num_subjects=2, phantom_seed=2000)
+
+
+def test_brain_t1gd_map_finds_the_enhancing_tumour(brain_run):
+    evaluator, _ = brain_run
     for analysis in evaluator.state.analyses:
         subject = analysis.reference
         foreground = evaluator._masks(subject)[0]
@@ -56,15 +54,32 @@ def test_brain_t1gd_map_finds_enhancement_and_ranks_first(tmp_path):
         assert auc > auc_flair  # the map of T1Gd, not just any map, singles out the enhancement
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-01 with the shipped v0.2.0 brain weights (3000 CPU iterations): T2 ranks first by C_d "
+    "(C_d T2 2.15, FLAIR 0.10, T1Gd -0.40, T1 -1.85 on these 2 subjects; T1Gd second on the demo's seed 1000). "
+    "Whole-volume PSNR/SSIM are dominated by T2's fine, high-contrast CSF structure, which the small network "
+    "does not reproduce from any source (T2 column 17.1-17.6 dB); the planted enhancement is ~1% of the brain. "
+    "Open in issue 6.",
+)
+def test_brain_t1gd_ranks_first_by_differentiation(brain_run):
+    _, ranking = brain_run
+    table = {row["sequence"]: row for row in ranking["table"]}
+    print({name: (round(row["C_d"], 3), row["rank_C_d"]) for name, row in table.items()})
+    assert table["T1Gd"]["rank_C_d"] == 1, ranking["table"]
+
+
 @pytest.mark.slow  # 8 sequences, 64 translations of 4D volumes per subject: minutes on 2 CPU cores
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 2026-11-24 with the shipped v0.1.0 breast weights (1500 CPU iterations, 2 subjects of seed "
-    "1000): WashIn and WashOut rank 1 and 2 by C_d; the phantom computes them as ratios of noisy DCE frames "
-    "everywhere (air is pure noise), which no source predicts. Open in issue 6.",
+    reason="measured 2026-12-01 with the shipped v0.2.0 breast weights (1500 CPU iterations, 2 subjects of seed "
+    "2000): by C_d DWI 1, WashOut 2, WashIn 3 (seed 1000: WashIn 4, WashOut 7). With the wash maps now computed "
+    "inside the body only they are no longer noise, but a network trained for 17 CPU minutes does not yet compute "
+    "the ratios of DCE frames (seed 1000: DCE -> WashIn 17.0 dB, no better than T2 -> WashIn 17.1). Open in issue 6.",
 )
 def test_breast_wash_maps_rank_in_bottom_half(tmp_path):
     root = _weights_or_skip("seq2seq_breast")
     _, ranking = _differentiation(root, tmp_path, num_subjects=2, phantom_seed=2000)
     ranks = {row["sequence"]: row["rank_C_d"] for row in ranking["table"]}
+    print({row["sequence"]: (round(row["C_d"], 3), row["rank_C_d"]) for row in ranking["table"]})
     assert ranks["WashIn"] > 4 and ranks["WashOut"] > 4, ranks

@@ -24,6 +24,7 @@ from monai_seq2seq.zoo.cli import Zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
+VERSION = json.loads((BUNDLES / "seq2seq_brain" / "configs" / "metadata.json").read_text())["version"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_download_from_index_path_and_file_url_then_load_with_monai(release, tmp
 
     folder, _ = release
     index_path = folder / "model_info.json"
-    installed = download_bundle("seq2seq_brain", "0.1.0", tmp_path / "a", index=str(index_path))
+    installed = download_bundle("seq2seq_brain", VERSION, tmp_path / "a", index=str(index_path))
     assert _tree(installed)["models/model.pt"] == (BUNDLES / "seq2seq_brain" / "models" / "model.pt").read_bytes()
     report = verify_bundle(installed)
     assert report["forward"]["targets"] == 4 and -1.0 <= report["forward"]["range"][0]
@@ -81,21 +82,21 @@ def test_https_index_and_github_release_fetch_through_the_downloader(release, tm
         shutil.copy(folder / Path(url).name, target)
         return target
 
-    index_url = "https://zoo.example.org/monai-seq2seq/v0.1.0/model_info.json"
+    index_url = f"https://zoo.example.org/monai-seq2seq/v{VERSION}/model_info.json"
     entry = resolve_entry(index_url, "seq2seq_brain", downloader=serve)
-    assert entry["source"] == "https://zoo.example.org/monai-seq2seq/v0.1.0/seq2seq_brain_v0.1.0.zip"
+    assert entry["source"] == f"https://zoo.example.org/monai-seq2seq/v{VERSION}/seq2seq_brain_v{VERSION}.zip"
     out = download_bundle("seq2seq_brain", bundle_dir=tmp_path / "https", index=index_url, downloader=serve)
     assert (out / "configs" / "metadata.json").is_file()
     assert calls[-1] == (entry["source"], sha256_file(archive))  # the hash travels with the request
 
-    url = github_release_url("example-org/monai-seq2seq/v0.1.0", "seq2seq_brain", "0.1.0")
-    assert url == "https://github.com/example-org/monai-seq2seq/releases/download/v0.1.0/seq2seq_brain_v0.1.0.zip"
-    out = download_bundle("seq2seq_brain", "0.1.0", tmp_path / "gh", source="github",
-                          repo="example-org/monai-seq2seq/v0.1.0", sha256=sha256_file(archive), downloader=serve)
+    url = github_release_url(f"example-org/monai-seq2seq/v{VERSION}", "seq2seq_brain", VERSION)
+    assert url == f"https://github.com/example-org/monai-seq2seq/releases/download/v{VERSION}/seq2seq_brain_v{VERSION}.zip"
+    out = download_bundle("seq2seq_brain", VERSION, tmp_path / "gh", source="github",
+                          repo=f"example-org/monai-seq2seq/v{VERSION}", sha256=sha256_file(archive), downloader=serve)
     assert calls[-1][0] == url and (out / "models" / "model.pt").is_file()
     with pytest.raises(IntegrityError, match="never extracted unchecked"):
-        download_bundle("seq2seq_brain", "0.1.0", tmp_path / "gh2", source="github",
-                        repo="example-org/monai-seq2seq/v0.1.0", downloader=serve)
+        download_bundle("seq2seq_brain", VERSION, tmp_path / "gh2", source="github",
+                        repo=f"example-org/monai-seq2seq/v{VERSION}", downloader=serve)
 
 
 def test_bad_hash_or_unknown_version_leave_the_bundle_dir_as_it_was(release, tmp_path):
@@ -105,10 +106,10 @@ def test_bad_hash_or_unknown_version_leave_the_bundle_dir_as_it_was(release, tmp
     (target / "seq2seq_brain" / "keep.txt").write_text("previous install")
     before = _tree(target)
     bad_index = tmp_path / "model_info.json"
-    bad_index.write_text(json.dumps({"seq2seq_brain_v0.1.0": {"source": archive.as_uri(), "sha256": "0" * 64}}))
+    bad_index.write_text(json.dumps({f"seq2seq_brain_v{VERSION}": {"source": archive.as_uri(), "sha256": "0" * 64}}))
     with pytest.raises(IntegrityError, match="sha256"):
         download_bundle("seq2seq_brain", bundle_dir=target, index=str(bad_index), overwrite=True)
-    with pytest.raises(KeyError, match=r"version 9.9.9 .* has \['0.1.0'\]"):
+    with pytest.raises(KeyError, match=rf"version 9.9.9 .* has \['{VERSION}'\]"):
         download_bundle("seq2seq_brain", "9.9.9", target, index=str(folder / "model_info.json"))
     with pytest.raises(KeyError, match="not in the zoo index"):
         download_bundle("seq2seq_other", None, target, index=str(folder / "model_info.json"))
@@ -124,10 +125,10 @@ def test_cli_list_download_verify_load(release, tmp_path):
     folder, _ = release
     zoo = Zoo()
     listing = zoo.list(str(folder / "model_info.json"))
-    assert "seq2seq_brain" in listing and "0.1.0" in listing
+    assert "seq2seq_brain" in listing and VERSION in listing
     path = zoo.download("seq2seq_brain", bundle_dir=str(tmp_path), index=str(folder / "model_info.json"))
     report = json.loads(zoo.verify(path, forward=False))
-    assert report == {"name": "seq2seq_brain", "version": "0.1.0"}
+    assert report == {"name": "seq2seq_brain", "version": VERSION}
     assert "Seq2Seq" in zoo.load("seq2seq_brain", bundle_dir=str(tmp_path))
     (Path(path) / "models" / "model.pt").write_bytes(b"tampered")
     with pytest.raises(IntegrityError):

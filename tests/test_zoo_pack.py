@@ -1,3 +1,4 @@
+import json
 import zipfile
 from pathlib import Path
 
@@ -98,31 +99,37 @@ def test_check_bundle_names_problems(tmp_path):
         check_bundle(bundle)
 
 
-def test_monai_download_load_and_run_offline(tmp_path):
+@pytest.mark.parametrize("name,geometry,dropped", [
+    ("seq2seq_brain", ["--phantom_spacing", "4.0"], "T1Gd"),
+    ("seq2seq_breast", ["--phantom_shape", "[80, 48, 32]"], "DCE"),
+])
+def test_monai_download_load_and_run_offline(tmp_path, name, geometry, dropped):
     import subprocess
     import sys
 
     import monai
 
-    if not (BRAIN / "models" / "model.pt").is_file():
-        pytest.skip("seq2seq_brain has no shipped weights")
-    archive = pack_bundle(BRAIN, tmp_path / "dist")
+    source = BRAIN.parent / name
+    if not (source / "models" / "model.pt").is_file():
+        pytest.skip(f"{name} has no shipped weights")
+    version = json.loads((source / "configs" / "metadata.json").read_text())["version"]
+    archive = pack_bundle(source, tmp_path / "dist")
     bundles = tmp_path / "bundles"
-    monai.bundle.download(name="seq2seq_brain", version="0.1.0", url=archive.as_uri(), bundle_dir=str(bundles))
-    net = monai.bundle.load(name="seq2seq_brain", bundle_dir=str(bundles), workflow_type="inference")
+    monai.bundle.download(name=name, version=version, url=archive.as_uri(), bundle_dir=str(bundles))
+    net = monai.bundle.load(name=name, bundle_dir=str(bundles), workflow_type="inference")
     assert isinstance(net, torch.nn.Module)
     with torch.no_grad():
         y = net.eval()(torch.rand(1, 3, 32, 32) * 2 - 1, 1)  # the target as a plain int
     assert y.shape == (1, 3, 32, 32) and torch.isfinite(y).all()
-    root = bundles / "seq2seq_brain"
+    root = bundles / name
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(root / "configs" / "inference.json"),
-         "--bundle_root", str(root), "--output_dir", str(out), "--num_subjects", "1", "--phantom_spacing", "4.0"],
+         "--bundle_root", str(root), "--output_dir", str(out), "--num_subjects", "1", *geometry],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(list(out.rglob("*_T1Gd_synthetic.nii.gz"))) == 1
+    assert len(list(out.rglob(f"*_{dropped}_synthetic.nii.gz"))) == 1
 
 
 def test_zoo_cli_pack_install_check(tmp_path):

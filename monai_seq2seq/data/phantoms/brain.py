@@ -55,7 +55,7 @@ class BrainPhantomConfig:
         tumour_radius_mm: range of the tumour (NCR + ET) radius.
         necrosis_ratio: range of the necrosis radius as a fraction of the tumour radius.
         oedema_margin_mm: range of the oedema thickness around the tumour.
-        enhancing_fraction: range of the fraction of the tumour shell that enhances.
+        enhancing_fraction: range of the fraction of the tumour shell that enhances (random patches of it).
         irregularity: relative amplitude of the random boundary modulation.
         keep_fractions: also return the tissue fraction maps (memory: 7 maps).
         id_prefix: subject id prefix; ids are ``f"{id_prefix}{index:05d}"``.
@@ -70,7 +70,7 @@ class BrainPhantomConfig:
     control_spacing_mm: float = 24.0
     scale_range: tuple[float, float] = (0.93, 1.07)
     tumour: bool = True
-    tumour_radius_mm: tuple[float, float] = (10.0, 20.0)
+    tumour_radius_mm: tuple[float, float] = (12.0, 22.0)
     necrosis_ratio: tuple[float, float] = (0.3, 0.6)
     oedema_margin_mm: tuple[float, float] = (6.0, 16.0)
     enhancing_fraction: tuple[float, float] = (0.35, 0.7)
@@ -161,12 +161,11 @@ def _tumour(fr: dict[str, np.ndarray], spacing, config: BrainPhantomConfig, rng:
     sig_n = anatomy.ramp(dist - r_n * (1.0 + irr * n_shape), width)
     sig_t = np.maximum(anatomy.ramp(sd_t, width), sig_n)
     sig_e = np.maximum(anatomy.ramp(dist - r_e * (1.0 + 1.2 * irr * n_oedema), width), sig_t)
-    # enhancing part: an irregular, rim-weighted part of the tumour shell
-    rim = np.clip(1.0 - np.abs(sd_t) / (0.4 * r_t), 0.0, 1.0)
-    score = n_et + 2.0 * rim
+    # enhancing part: random patches of the tumour shell, independent of the shell's geometry, so that no
+    # pre-contrast sequence tells where they are (a rim-weighted choice would be predictable from T2/FLAIR)
     shell = (sig_t - sig_n) > 0.5
-    thr = float(np.quantile(score[shell], 1.0 - et_fraction)) if shell.any() else np.inf
-    m_et = anatomy.ramp(thr - score, 0.3)
+    thr = float(np.quantile(n_et[shell], 1.0 - et_fraction)) if shell.any() else np.inf
+    m_et = anatomy.ramp(thr - n_et, 0.3)
     gm, wm, csf = fr["GM"][box], fr["WM"][box], fr["CSF"][box]
     brain = gm + wm + csf
     f_nec = sig_n * brain

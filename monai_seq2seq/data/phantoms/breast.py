@@ -9,7 +9,7 @@ irregular lesion whose kinetic type is persistent, plateau or washout. Tissues c
   pre-contrast T1 image; fat saturation multiplies fat by ``FAT_SATURATION_FACTOR``.
 - A bias field per acquisition (DCE shares the T1's, FatSatDCE the FatSatT1's: ``BIAS_GROUPS``) and a global
   scale per sequence; Rician noise per frame.
-- WashIn/WashOut: derived from the (noisy) DCE series by :func:`~.signal.wash_in_out`.
+- WashIn/WashOut: derived from the (noisy) DCE series by :func:`~.signal.wash_in_out`, inside the body (0 in air).
 - DWI: ``S(b) = S0 (f exp(-b D*) + (1 - f) exp(-b ADC))``, fat suppressed.
 
 Planted regions: the lesion's enhancement (``unique-DCE``) and its restricted diffusion (``unique-DWI``).
@@ -274,7 +274,10 @@ def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantom
             img = anatomy.add_rician_noise(img, sigma, nrng)
         images[name] = img.astype(np.float32, copy=False)
         info[f"gain_{name}"] = gain
-    images["WashIn"], images["WashOut"] = wash_in_out(images["DCE"], cfg.wash_eps)
+    # computed inside the body only, as clinical parametric maps are masked to tissue: in air they are ratios
+    # of pure noise, which no other sequence could (or should) predict
+    wash_in, wash_out = wash_in_out(images["DCE"], cfg.wash_eps)
+    images["WashIn"], images["WashOut"] = wash_in * body, wash_out * body
 
     label = np.zeros(shape, dtype=np.uint8)
     for name in ("FGT", "cyst", "lesion"):

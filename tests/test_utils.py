@@ -1,0 +1,33 @@
+"""Atomic writes: the file appears whole or not at all, with the permissions a plain open() would give."""
+
+import os
+import stat
+
+import pytest
+
+from monai_seq2seq.utils import atomic_write, atomic_write_text
+
+
+def test_atomic_write_permissions_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "report.md", "hello\n")
+        plain = tmp_path / "plain.md"
+        plain.write_text("hello\n")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "hello\n"
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = atomic_write_text(tmp_path / "table.csv", "old\n")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, broken)
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
