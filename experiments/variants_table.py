@@ -11,7 +11,7 @@ package and local AlexNet weights are there, parameters, multiply-accumulates pe
 
 Usage::
 
-    python -m experiments.variants_table --mode quick --out docs/results            # CPU, about 30 min on 2 cores
+    python -m experiments.variants_table --mode quick --out docs/results            # CPU, about 8 min on 2 cores
     python -m experiments.variants_table --mode full --device cuda --out docs/results
     python -m experiments.variants_table --mode full --device cuda --datalist /data/BraTS2021/datalist.json
 
@@ -80,10 +80,9 @@ MODES: dict[str, dict[str, Any]] = {
     # tests: untrained-ish tiny networks on a coarse phantom, seconds on a CPU
     "tiny": {"network": "tiny", "spacing": 8.0, "n_train": 1, "n_test": 1, "iterations": 3, "roi": (24, 24),
              "batch_size": 1, "disc_channels": 8, "disc_layers": 2, "eval_batch": 32},
-    # CPU-feasible, about 30 min on 2 cores (estimated from 8-iteration timings on a loaded 2-core box: 0.4-1.1 s
-    # per iteration, B slowest; 10-25 s to evaluate one subject per method): "small" network, 4 mm phantom,
-    # 400 iterations per Seq2Seq model
-    "quick": {"network": "small", "spacing": 4.0, "n_train": 6, "n_test": 3, "iterations": 400, "roi": (48, 48),
+    # CPU-feasible: "small" network, 4 mm phantom, 1000 iterations per Seq2Seq model (400 took 3 min for all four
+    # methods on a 2-core AMD EPYC, 2026-12-01)
+    "quick": {"network": "small", "spacing": 4.0, "n_train": 6, "n_test": 3, "iterations": 1000, "roi": (48, 48),
               "batch_size": 1, "disc_channels": 16, "disc_layers": 3, "eval_batch": 16},
     # meant for a GPU: "small" network, 2 mm phantom, thousands of iterations per method
     "full": {"network": "small", "spacing": 2.0, "n_train": 20, "n_test": 5, "iterations": 6000, "roi": (96, 96),

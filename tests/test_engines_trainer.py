@@ -206,3 +206,53 @@ def test_amp_request_on_cpu_trains_in_float32():
     assert trainer.state.output["pred"].dtype == torch.float32
     with pytest.raises(ValueError, match="amp_dtype"):
         _trainer([batch], amp_dtype="int8")
+
+
+def _background(batch, index):
+    for name in NAMES:
+        batch[name][index] = -1.0  # an all-background crop: constant
+    return batch
+
+
+def test_constant_crops_are_left_out_of_the_step():
+    """A constant crop makes InstanceNorm amplify gradients ~300x per layer; it must not reach the optimizer."""
+    batch = _background(_fixed_batch(b=2), 1)
+    single = {k: v[:1] for k, v in batch.items()}
+    mixed = _trainer([batch], self_recon_prob=0.0)
+    mixed.run()
+    clean = _trainer([single], self_recon_prob=0.0)  # re-seeds: the same weights and the same pair draw
+    clean.run()
+    assert (mixed.state.output["source"], mixed.state.output["target"]) == (clean.state.output["source"],
+                                                                            clean.state.output["target"])
+    assert mixed.state.uninformative_samples == 1 and not hasattr(clean.state, "uninformative_samples")
+    for a, b in zip(mixed.generator.parameters(), clean.generator.parameters(), strict=True):
+        torch.testing.assert_close(a, b)  # the same step as on the informative sample alone
+    for a, b in zip(mixed.discriminator.parameters(), clean.discriminator.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_all_constant_batch_gives_zero_gradients():
+    trainer = _trainer([_background(_fixed_batch(b=1), 0)], self_recon_prob=0.0)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    grads = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: grads.append(e.state.output["g_loss"]))
+    trainer.run()
+    assert trainer.state.uninformative_samples == 1 and len(grads) == 1 and torch.isfinite(grads[0])
+    for b, a in zip(before, trainer.generator.parameters(), strict=True):
+        assert torch.equal(b, a)  # Adam's first step with a zero gradient moves nothing
+
+
+def test_non_finite_gradients_skip_the_step(caplog):
+    batch = _fixed_batch()
+    trainer = _trainer([batch, batch], self_recon_prob=0.0)
+    first = next(trainer.generator.parameters())
+    hook = first.register_hook(lambda g: torch.full_like(g, float("nan")))
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    with caplog.at_level("WARNING"):
+        trainer.run()
+    hook.remove()
+    assert trainer.state.skipped_steps == 2
+    assert "non-finite gradients" in caplog.text
+    for b, a in zip(before, trainer.generator.parameters(), strict=True):
+        assert torch.equal(b, a) and torch.isfinite(a).all()

@@ -106,3 +106,21 @@ def test_folded_and_hyper_paths_agree(breast_synth):
     fresh = breast_synth.all_pairs(vols, targets=["T2"])["T2"]["T1"]
     torch.testing.assert_close(stale, folded["T2"]["T1"])
     assert (fresh - stale).abs().max() > 1e-3
+
+
+def test_empty_slabs_are_background_and_fusion_ignores_empty_sources(breast_synth):
+    """A constant slab gives the same InstanceNorm features whatever its value: its output is set to background."""
+    t1 = torch.rand(1, 16, 16, 8)
+    t1[..., :3] = 0.0  # slices 0-2 are empty, so slabs 0 and 1 (slices 0-2) are constant; slab 2 is not
+    t2 = torch.rand(1, 16, 16, 8)
+    out = breast_synth.all_pairs({"T1": t1}, targets=["T2"])["T2"]["T1"]
+    assert torch.equal(out[..., :2], torch.zeros(1, 16, 16, 2))
+    assert out[..., 2:].amax() > 0
+    raw = Seq2SeqSynthesizer(breast_synth.network, "breast", batch_size=4, progress=False)
+    constant = raw.all_pairs({"T1": torch.full((1, 16, 16, 8), 0.3)}, targets=["T2"])["T2"]["T1"]
+    assert not constant.any()
+    # fusion: where T1 is empty, T1 + T2 gives what T2 alone gives
+    fused = breast_synth.synthesize({"T1": t1, "T2": t2}, "FatSatT1")
+    alone = breast_synth.synthesize({"T2": t2}, "FatSatT1", sources=["T2"])
+    torch.testing.assert_close(fused[..., :2], alone[..., :2], atol=1e-5, rtol=1e-5)
+    assert (fused[..., 4:] - alone[..., 4:]).abs().max() > 1e-4

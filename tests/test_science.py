@@ -57,10 +57,9 @@ def test_brain_t1gd_map_finds_the_enhancing_tumour(brain_run):
 @pytest.mark.xfail(
     strict=True,
     reason="measured 2026-12-01 with the shipped v0.2.0 brain weights (3000 CPU iterations): T2 ranks first by C_d "
-    "(C_d T2 2.15, FLAIR 0.10, T1Gd -0.40, T1 -1.85 on these 2 subjects; T1Gd second on the demo's seed 1000). "
-    "Whole-volume PSNR/SSIM are dominated by T2's fine, high-contrast CSF structure, which the small network "
-    "does not reproduce from any source (T2 column 17.1-17.6 dB); the planted enhancement is ~1% of the brain. "
-    "Open in issue 6.",
+    "(C_d T2 1.99, T1Gd 0.31, FLAIR -0.34, T1 -1.95 on these 2 subjects). Whole-volume PSNR/SSIM are dominated by "
+    "T2's fine, high-contrast CSF structure, which the small network does not reproduce from any source (T2 column "
+    "18.3-18.6 dB on seed 1000); the planted enhancement is ~1% of the brain. Open in issue 6.",
 )
 def test_brain_t1gd_ranks_first_by_differentiation(brain_run):
     _, ranking = brain_run

@@ -46,6 +46,19 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def _informative(x: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the sample is not constant (an all-background crop carries no information)."""
+    flat = x.detach().reshape(x.shape[0], -1)
+    return flat.amax(1) > flat.amin(1)
+
+
+def _finite_gradients(module: nn.Module) -> bool:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.isfinite(torch.stack([g.detach().abs().amax() for g in grads])).all())
+
+
 class Seq2SeqTrainer(Trainer):
     """Trains a Seq2Seq generator with one PatchGAN discriminator per target sequence (paper eq. 1-3).
 
@@ -81,6 +94,15 @@ class Seq2SeqTrainer(Trainer):
         inferer: runs the generator, ``inferer(x, generator, target)`` (default ``SimpleInferer``).
         rng_transforms: transforms (or dataset) whose random states go into the checkpoint (see
             :class:`~.state.RNGState`).
+
+    Uninformative samples: a sample whose source or target crop is constant (an all-background crop) is left
+    out of the iteration. On a constant input every InstanceNorm divides zero variance by ``sqrt(eps)``, which
+    multiplies the gradient by about 300 per layer (measured: |grad| ~ 1e12 for the ``small`` network), enough
+    to freeze Adam's step sizes for tens of thousands of iterations or to overflow. When no sample of a batch is
+    informative, the iteration still runs its forward and backward passes with the loss scaled by 0 (exact zero
+    gradients; DDP ranks stay in step). A step whose gradients are not finite is skipped (all DDP ranks see the
+    same all-reduced gradients, so all skip). ``engine.state.uninformative_samples`` and
+    ``engine.state.skipped_steps`` count both.
 
     Output of an iteration (``engine.state.output``): float tensors ``g_loss``, ``d_loss``, ``rec_l1``,
     ``perceptual``, ``adversarial``, ``cycle``, ``d_real``, ``d_fake`` (zeros for terms not used), ints
@@ -212,11 +234,15 @@ class Seq2SeqTrainer(Trainer):
         else:
             loss.backward()
         if boundary:
-            if scaler is not None:
+            if scaler is not None:  # the scaler skips non-finite steps itself
                 scaler.step(optimizer)
                 scaler.update()
-            else:
+            elif _finite_gradients(params_owner):
                 optimizer.step()
+            else:
+                self.state.skipped_steps = getattr(self.state, "skipped_steps", 0) + 1
+                logger.warning("non-finite gradients of %s at iteration %d: optimizer step skipped.",
+                               type(unwrap(params_owner)).__name__, self.state.iteration)
             optimizer.zero_grad(set_to_none=self.optim_set_to_none)
 
     # ------------------------------------------------------------------ one iteration
@@ -236,6 +262,15 @@ class Seq2SeqTrainer(Trainer):
         translate = i != j
         boundary = engine.state.iteration % engine.accumulation_steps == 0
         scale = 1.0 / engine.accumulation_steps
+        informative = _informative(x_i) & _informative(x_j)
+        if not bool(informative.all()):
+            engine.state.uninformative_samples = (getattr(engine.state, "uninformative_samples", 0)
+                                                  + int((~informative).sum()))
+            if bool(informative.any()):
+                keep = informative.nonzero().squeeze(1)
+                x_i, x_j = x_i[keep], x_j[keep]
+            else:
+                scale = 0.0  # zero gradients, but the backward passes still run (DDP ranks stay in step)
         engine.generator.train()
         engine.discriminator.train()
 

@@ -121,13 +121,27 @@ class Seq2SeqSynthesizer:
 
     # ---- 2.5D -------------------------------------------------------------------------------------------
     def _encode_batches(self, volume: torch.Tensor):
-        """Yield (slice range, padded size info, representation) per batch of slabs of one source."""
+        """Yield (padded size info, representation, empty) per batch of slabs of one source.
+
+        ``empty`` (B,) bool marks constant slabs (all background). Through InstanceNorm every constant input gives
+        the same features whatever its value, so the network's output there carries nothing about the input
+        (and the trainer never trains on such crops): :meth:`_blank` sets it to background.
+        """
         slabs = volume_to_slabs(volume * 2 - 1, self.context)  # (Z, T, C, X, Y)
+        flat = slabs.reshape(slabs.shape[0], -1)
+        empty = flat.amax(1) == flat.amin(1)
         slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
         for start in range(0, slabs.shape[0], self.batch_size):
             batch = slabs[start : start + self.batch_size].to(self.device, non_blocking=True)
             with self._autocast():
-                yield start, size, self._encode(batch)
+                yield size, self._encode(batch), empty[start : start + self.batch_size]
+
+    @staticmethod
+    def _blank(pred: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
+        """Predictions of empty (constant) source slabs set to background, the network range's minimum -1."""
+        if bool(empty.any()):
+            pred[empty.to(pred.device)] = -1.0
+        return pred
 
     def clear_cache(self) -> None:
         """Forget the folded decoders (call after the network's weights change)."""
@@ -186,10 +200,10 @@ class Seq2SeqSynthesizer:
                    leave=False)
         for source in sources:
             pieces: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
-            for _, _, z in self._encode_batches(volumes[source]):
+            for _, z, empty in self._encode_batches(volumes[source]):
                 shared: dict[int, torch.Tensor] = {}
                 for target in targets:
-                    pieces[target].append(self._decode(z, target, shared).float().cpu())
+                    pieces[target].append(self._blank(self._decode(z, target, shared).float().cpu(), empty))
                 bar.update(z.shape[0])
             height, width = volumes[source].shape[1:3]
             for target in targets:
@@ -231,9 +245,14 @@ class Seq2SeqSynthesizer:
         streams = [self._encode_batches(volumes[s]) for s in sources]
         pieces, size = [], None
         for batches in zip(*streams, strict=True):
-            size = batches[0][1]
-            z = torch.stack([b[2] for b in batches]).mean(0)
-            pieces.append(self._decode(z, target).float().cpu())
+            size = batches[0][0]
+            reps = torch.stack([b[1] for b in batches])  # (S, B, ...)
+            empties = torch.stack([b[2] for b in batches])  # (S, B)
+            # mean over the sources that have something in this slab (an empty one's features are meaningless)
+            weight = (~empties).to(reps.device, reps.dtype).reshape(*empties.shape, *([1] * (reps.ndim - 2)))
+            z = (reps * weight).sum(0) / weight.sum(0).clamp_min(1.0)
+            empty = empties.all(0)  # background only where no source has anything
+            pieces.append(self._blank(self._decode(z, target).float().cpu(), empty))
         slabs = torch.cat(pieces)[..., : size[0], : size[1]]
         return ((slabs_to_volume(slabs, self.reassembly) + 1) / 2).clamp(0, 1)
 
