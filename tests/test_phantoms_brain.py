@@ -152,3 +152,21 @@ def test_full_resolution_subject_in_seconds():
     s = generate_brain_subject(0, 0)
     assert time.perf_counter() - t < 30
     assert s.images["T1"].shape == (197, 233, 189)
+
+
+def test_enhancing_patches_do_not_follow_the_tumour_rim():
+    """ET is random patches of the tumour shell: as likely in its inner as in its outer half (a rim next to the
+    oedema would be given away by T2/FLAIR)."""
+    ratios = []
+    for index in range(4):
+        s = generate_brain_subject(seed=7, index=index, config=CLEAN)
+        et, net = s.fractions["enhancing"], s.fractions["tumour"]
+        shell = (et + net) > 0.5
+        zz = np.stack(np.meshgrid(*[np.arange(n) for n in shell.shape], indexing="ij"), -1)
+        centre = np.asarray(s.info["tumour_centre_voxel"])
+        dist = np.linalg.norm((zz - centre) * np.asarray(s.info["spacing"]), axis=-1)
+        cut = np.median(dist[shell])
+        outer, inner = shell & (dist > cut), shell & (dist <= cut)
+        ratios.append((et[outer] > 0.5).mean() / max((et[inner] > 0.5).mean(), 1e-6))
+    print("P(ET | outer half) / P(ET | inner half):", np.round(ratios, 2))
+    assert 0.6 < np.mean(ratios) < 1.3, ratios  # the former rim-weighted choice: 1.64
