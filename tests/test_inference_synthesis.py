@@ -68,6 +68,8 @@ def test_3d_sliding_window_mode():
     synth = Seq2SeqSynthesizer(net, "brain", batch_size=2, progress=False, roi_size=(16, 16, 16))
     out = synth.all_pairs({"T1": torch.rand(1, 20, 18, 17)}, targets=["T2"])
     assert out["T2"]["T1"].shape == (1, 20, 18, 17)
+    blank = synth.all_pairs({"T1": torch.full((1, 20, 18, 17), 0.4)}, targets=["T2"])["T2"]["T1"]
+    assert not blank.any()  # constant windows: background
 
 
 def test_bad_input(breast_synth):

@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..losses import Seq2SeqLoss
+from ..transforms.slabs import constant_samples
 from .batching import MASK_KEY
 from .state import RNGState
 
@@ -44,12 +45,6 @@ def scalar_output(output: Any) -> dict[str, float]:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
-
-
-def _informative(x: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: the sample is not constant (an all-background crop carries no information)."""
-    flat = x.detach().reshape(x.shape[0], -1)
-    return flat.amax(1) > flat.amin(1)
 
 
 def _finite_gradients(module: nn.Module) -> bool:
@@ -262,7 +257,7 @@ class Seq2SeqTrainer(Trainer):
         translate = i != j
         boundary = engine.state.iteration % engine.accumulation_steps == 0
         scale = 1.0 / engine.accumulation_steps
-        informative = _informative(x_i) & _informative(x_j)
+        informative = ~(constant_samples(x_i) | constant_samples(x_j))
         if not bool(informative.all()):
             engine.state.uninformative_samples = (getattr(engine.state, "uninformative_samples", 0)
                                                   + int((~informative).sum()))

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.protocols import Protocol, get_protocol
-from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
+from ..transforms.slabs import constant_samples, pad_to_multiple, slabs_to_volume, volume_to_slabs
 
 __all__ = ["Seq2SeqSynthesizer", "to_channels_last"]
 
@@ -128,8 +128,7 @@ class Seq2SeqSynthesizer:
         (and the trainer never trains on such crops): :meth:`_blank` sets it to background.
         """
         slabs = volume_to_slabs(volume * 2 - 1, self.context)  # (Z, T, C, X, Y)
-        flat = slabs.reshape(slabs.shape[0], -1)
-        empty = flat.amax(1) == flat.amin(1)
+        empty = constant_samples(slabs)
         slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
         for start in range(0, slabs.shape[0], self.batch_size):
             batch = slabs[start : start + self.batch_size].to(self.device, non_blocking=True)
@@ -263,7 +262,7 @@ class Seq2SeqSynthesizer:
         index = self.protocol.index(target)
 
         def predictor(window: torch.Tensor) -> torch.Tensor:  # (B, T, x, y, z) -> (B, T_out, x, y, z)
-            return self.network(window.unsqueeze(2), index).squeeze(2)
+            return self._blank(self.network(window.unsqueeze(2), index).squeeze(2), constant_samples(window))
 
         with self._autocast():
             pred = sliding_window_inference(

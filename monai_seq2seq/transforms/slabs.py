@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["volume_to_slabs", "slabs_to_volume", "pad_to_multiple"]
+__all__ = ["volume_to_slabs", "slabs_to_volume", "pad_to_multiple", "constant_samples"]
 
 
 def volume_to_slabs(volume: torch.Tensor, context: int = 1) -> torch.Tensor:
@@ -70,3 +70,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tu
         flat = F.pad(flat, (0, pad_y, 0, pad_x), mode=mode if min(size) > max(pad_x, pad_y) else "replicate")
         x = flat.reshape(*lead, *flat.shape[-2:])
     return x, size
+
+
+def constant_samples(x: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: which samples of a batch ``(B, ...)`` are constant (an all-background crop, slab or window).
+
+    Through InstanceNorm a constant input gives the same features whatever its value, and its gradients are
+    amplified by ``1/sqrt(eps)`` per layer: the trainer leaves such samples out and the synthesiser writes
+    background for them.
+    """
+    flat = x.detach().reshape(x.shape[0], -1)
+    return flat.amax(1) == flat.amin(1)
