@@ -25,7 +25,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check monai_seq2seq tests benchmarks
+	$(PY) -m ruff check monai_seq2seq tests benchmarks experiments
 
 bench: $(STAMP)
 	$(PY) benchmarks/profile_networks.py

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from experiments.common import machine
 
 __all__ = ["PAPER_TABLE2", "PLANTED", "EXPECTED", "MODES", "run_experiment", "main"]
 
@@ -172,12 +170,6 @@ def _figure(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.system()} {cpu}, {os.cpu_count()} logical CPUs, {device}, torch {torch.__version__}"
-
-
 def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] = ("brain", "breast"),
                    subjects: int | None = None, seed: int = 1000, mode: str = "default",
                    datalists: dict[str, str | None] | None = None, command: str = "") -> dict[str, Any]:
@@ -206,7 +198,7 @@ def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] 
                                             datalists.get(protocol))
     header = (
         "# Table 2 analogue: degree centrality of totipotency (C_t) and imaging differentiation (C_d)\n\n"
-        f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}; machine: {_machine()}; "
+        f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}; machine: {machine()}; "
         f"mode: {mode}; command: `{command}`\n\n"
         "C_t(i) = 1/S sum_j A_ij (how well i generates the others), C_d(i) = -1/S sum_j A_ji (how hard i is to "
         "generate); A = nPSNR + nSSIM (- nLPIPS where its weights are installed), normalised over all samples of "
@@ -215,7 +207,7 @@ def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] 
     )
     atomic_write_text(out / "table2_ranking.md", _markdown(results, header))
     payload = {
-        "mode": mode, "command": command, "machine": _machine(),
+        "mode": mode, "command": command, "machine": machine(),
         "results": {p: {**r, "expectation": EXPECTED[p],
                         "expectation_met": _expectation_met(p, {x["sequence"]: x for x in r["ranking"]["table"]})}
                     for p, r in results.items()},

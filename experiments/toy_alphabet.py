@@ -26,8 +26,6 @@ import copy
 import datetime
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from experiments.common import machine
 from monai_seq2seq.data.protocols import Protocol, SequenceSpec
 
 __all__ = [
@@ -404,13 +403,6 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.
 
 
 # ---- outputs -------------------------------------------------------------------------------------------------
-def _machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU used"
-    return (f"{platform.system()} {platform.release()} {cpu}, {os.cpu_count()} logical CPUs, "
-            f"torch {torch.__version__}, device {device} ({gpu})")
-
-
 def _markdown(payload: dict[str, Any], header: str) -> str:
     cfg, s2s, md = payload["config"], payload["seq2seq"], payload["differentiation_map"]
     paper_sizes = cfg["paper_sizes"]
@@ -593,17 +585,17 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
         results.append(row)
     timings["classifiers_s"] = time.perf_counter() - t0
 
-    machine = _machine(dev)
+    where = machine(dev)
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     payload: dict[str, Any] = {
         "experiment": "Fig. 4 analogue: alphabet recognition with the imaging-differentiation map",
-        "date_utc": date, "machine": machine, "mode": mode, "device": str(dev), "command": command,
+        "date_utc": date, "machine": where, "mode": mode, "device": str(dev), "command": command,
         "config": cfg, "seq2seq": s2s_info, "differentiation_map": md_info, "results": results,
         "peak": _peak(results), "paper": PAPER_FIG4, "timings_s": timings,
     }
     header = (
         "# Fig. 4 analogue: alphabet recognition with the imaging-differentiation map (toy set)\n\n"
-        f"date (UTC): {date}; machine: {machine}; mode: {mode}; command: `{command}`"
+        f"date (UTC): {date}; machine: {where}; mode: {mode}; command: `{command}`"
     )
     atomic_write_text(out / "fig4_toy.md", _markdown(payload, header))
     atomic_write_text(out / "fig4_toy.json", json.dumps(_finite(payload), indent=1, default=str))

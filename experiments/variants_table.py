@@ -39,6 +39,7 @@ import torch.nn as nn
 from monai.inferers import Inferer
 from tqdm import tqdm
 
+from experiments.common import brain_loader, brain_normalise, datalist_split
 from monai_seq2seq.engines import Seq2SeqTrainer
 from monai_seq2seq.networks.blocks import ConvNormAct, ResBlock
 from monai_seq2seq.networks.nets import SEQ2SEQ_CONFIGS, Encoder
@@ -333,24 +334,6 @@ def paper_size_profile(size: int = 192) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # data
-def _normalise():
-    from monai.transforms import Compose
-
-    from monai_seq2seq.transforms import PercentileScaleIntensityd
-
-    return Compose([PercentileScaleIntensityd(list(SEQUENCES), lower=0.5, upper=99.5, nonzero=True,
-                                              allow_missing_keys=True)])
-
-
-def _loader_transform():
-    from monai.transforms import LoadImaged
-
-    from monai_seq2seq.io import Seq2SeqNiftiReader
-
-    return LoadImaged(list(SEQUENCES), reader=Seq2SeqNiftiReader(), ensure_channel_first=True, image_only=True,
-                      allow_missing_keys=True)
-
-
 def _volumes(sample: dict) -> dict[str, torch.Tensor]:
     """Available sequences of a normalised sample as plain float (T, X, Y, Z) tensors in [0, 1]."""
     names = sample.get("available", [s for s in SEQUENCES if s in sample])
@@ -364,8 +347,8 @@ def _volumes(sample: dict) -> dict[str, torch.Tensor]:
 
 def _load_subjects(items, desc: str, from_files: bool) -> list[dict]:
     """Load (datalist entries) and normalise each subject once: ``{"subject", "volumes", "available"}``."""
-    load = _loader_transform() if from_files else None
-    norm = _normalise()
+    load = brain_loader(SEQUENCES) if from_files else None
+    norm = brain_normalise(SEQUENCES)
     subjects = []
     for i in tqdm(range(len(items)), desc=desc, leave=False):
         item = dict(items[i])
@@ -377,26 +360,11 @@ def _load_subjects(items, desc: str, from_files: bool) -> list[dict]:
     return subjects
 
 
-def _datalist_split(path: str, keys: Sequence[str]) -> tuple[list[dict], str]:
-    from monai_seq2seq.data import DatalistError, load_datalist
-
-    raw = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
-    protocol = raw.get("protocol", "brain")
-    if protocol != "brain":
-        raise ValueError(f"datalist {path!r} is for protocol {protocol!r}; Table 1 runs on the brain protocol.")
-    for key in keys:
-        if raw.get(key):
-            return load_datalist(path, key), key
-    if not raw:
-        load_datalist(path, keys[0])  # raises DatalistError naming the missing file
-    raise DatalistError(f"datalist {path!r} has no non-empty {' / '.join(keys)} list.")
-
-
 def _data(cfg: dict, seed: int, datalist: str | None) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """Training and held-out subjects (normalised volumes) and a description of the data."""
     if datalist:
-        train_items, train_key = _datalist_split(datalist, ("training",))
-        test_items, test_key = _datalist_split(datalist, ("testing", "validation"))
+        train_items, train_key = datalist_split(datalist, ("training",), "Table 1")
+        test_items, test_key = datalist_split(datalist, ("testing", "validation"), "Table 1")
         info = {"source": "datalist", "datalist": str(datalist), "train_split": train_key, "test_split": test_key}
         train = _load_subjects(train_items, "train subjects", True)
         test = _load_subjects(test_items, "test subjects", True)

@@ -82,6 +82,62 @@ def test_resume_is_exact(tmp_path):
         torch.testing.assert_close(got[it]["d_loss"], expected[it]["d_loss"])
 
 
+def _chain(error: BaseException, kind: type) -> BaseException | None:
+    """The first ``kind`` in an exception chain (MONAI wraps the errors of config expressions)."""
+    while error is not None and not isinstance(error, kind):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _weights_at_start(workflow: ConfigWorkflow) -> dict:
+    seen = {}
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.STARTED, lambda e: seen.update(
+        {k: v.detach().clone() for k, v in workflow.parser.get_parsed_content("network").state_dict().items()}))
+    return seen
+
+
+def test_fine_tune_from_the_shipped_weights():
+    import tempfile
+
+    root = BUNDLES / "seq2seq_brain"
+    with tempfile.TemporaryDirectory() as out:
+        workflow = _workflow("seq2seq_brain", Path(out), network_size="small", num_iterations=1,
+                             iterations_per_epoch=1, val_interval=10,
+                             init_weights=str(root / "models" / "model.pt"))  # hash from large_files.yml
+        seen = _weights_at_start(workflow)
+        workflow.run()
+    shipped = torch.load(root / "models" / "model.pt", weights_only=True)
+    assert seen and all(torch.equal(seen[k], shipped[k]) for k in shipped)
+
+
+def test_init_weights_are_checked_and_exclusive(tmp_path):
+    from monai_seq2seq.zoo import IntegrityError, sha256_file
+
+    first = _workflow("seq2seq_brain", tmp_path / "first", num_iterations=2)
+    first.run()
+    first.finalize()
+    weights = tmp_path / "first" / "models" / "model.pt"
+    tuned = _workflow("seq2seq_brain", tmp_path / "tuned", num_iterations=2, init_weights=str(weights),
+                      init_weights_sha256=sha256_file(weights))
+    seen = _weights_at_start(tuned)
+    tuned.run()
+    state = torch.load(weights, weights_only=True)
+    assert all(torch.equal(seen[k], state[k]) for k in state)
+    assert tuned.parser.get_parsed_content("train#trainer").state.iteration == 2  # a new run: counts from 0
+
+    with pytest.raises(Exception) as info:  # a file the bundle does not record, and no hash given
+        _workflow("seq2seq_brain", tmp_path / "unchecked", init_weights=str(weights)).run()
+    assert "sha256" in str(_chain(info.value, IntegrityError))
+    with pytest.raises(Exception) as info:
+        _workflow("seq2seq_brain", tmp_path / "wrong", init_weights=str(weights), init_weights_sha256="0" * 64).run()
+    assert _chain(info.value, IntegrityError) is not None
+    with pytest.raises(Exception) as info:
+        _workflow("seq2seq_brain", tmp_path / "both", init_weights=str(weights), init_weights_sha256="0" * 64,
+                  resume_from=str(tmp_path / "first" / "models" / "checkpoint_final.pt")).run()
+    assert "not both" in str(_chain(info.value, ValueError))
+
+
 def _write_vgg(path: Path) -> Path:
     torch.save(vgg.make_layers(vgg.cfgs["E"]).state_dict(), path)
     return path

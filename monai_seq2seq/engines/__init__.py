@@ -2,7 +2,7 @@
 
 from .batching import MASK_KEY, AvailabilityCollate, availability_collate
 from .evaluator import DATA_RANGE, PairMetric, Seq2SeqEvaluator, pair_metrics
-from .state import GeneratorSaver, RNGState, TrainingCheckpointLoader, TrainingCheckpointSaver
+from .state import GeneratorSaver, RNGState, TrainingCheckpointLoader, TrainingCheckpointSaver, start_handlers
 from .trainer import Seq2SeqTrainer, scalar_output, unwrap
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "availability_collate",
     "pair_metrics",
     "scalar_output",
+    "start_handlers",
     "unwrap",
 ]

@@ -12,7 +12,7 @@ import torch
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.transforms import Compose, Randomizable
 
-__all__ = ["RNGState", "TrainingCheckpointSaver", "TrainingCheckpointLoader", "GeneratorSaver"]
+__all__ = ["RNGState", "TrainingCheckpointSaver", "TrainingCheckpointLoader", "GeneratorSaver", "start_handlers"]
 
 
 def _randomizables(obj: Any) -> list[Randomizable]:
@@ -128,3 +128,34 @@ class TrainingCheckpointLoader:
     def attach(self, engine) -> None:
         self.loader = CheckpointLoader(load_dict=_objects(engine), **self.kwargs)
         self.loader.attach(engine)
+
+
+def start_handlers(network: Any, resume_from: str | None = None, init_weights: str | None = None,
+                   init_sha256: str | None = None, bundle_dir: str | None = None,
+                   map_location: Any = "cpu") -> list:
+    """The handlers that set where a training run starts.
+
+    Args:
+        network: the generator (or its DDP wrapper) that ``init_weights`` loads into.
+        resume_from: a :class:`TrainingCheckpointSaver` file: continue that run exactly (every state).
+        init_weights: a generator state dict (e.g. a bundle's ``models/model.pt``): start a new run from it
+            (fine-tuning); discriminators, optimisers and the iteration start afresh.
+        init_sha256: the expected sha256 of ``init_weights``; without it the hash recorded in ``bundle_dir``'s
+            ``large_files.yml`` is used, and a file the bundle does not record is refused.
+        bundle_dir: the bundle folder.
+        map_location: as in ``torch.load``.
+
+    Raises:
+        ValueError: both ``resume_from`` and ``init_weights`` are given.
+    """
+    if resume_from and init_weights:
+        raise ValueError("give either resume_from (continue a run, every state restored) or init_weights (start a "
+                         "new run from generator weights), not both.")
+    if resume_from:
+        return [TrainingCheckpointLoader(resume_from, map_location=map_location)]
+    if init_weights:
+        from ..zoo.handlers import VerifiedCheckpointLoader
+
+        return [VerifiedCheckpointLoader(init_weights, network, sha256=init_sha256,
+                                         bundle_dir=None if init_sha256 else bundle_dir, map_location=map_location)]
+    return []

@@ -72,7 +72,14 @@ def load_weights(path: str | Path, sha256: str | None = None, bundle_dir: str | 
     if sha256 is None:
         if bundle_dir is None:
             raise IntegrityError(f"no sha256 given for {path}: refusing to load unchecked weights.")
-        sha256 = expected_hash(bundle_dir, str(path.resolve().relative_to(Path(bundle_dir).resolve())))
+        try:
+            relative = path.resolve().relative_to(Path(bundle_dir).resolve())
+        except ValueError:
+            raise IntegrityError(
+                f"{path} is not inside the bundle {bundle_dir}, so the bundle records no hash for it: give its "
+                f"sha256 (e.g. `sha256sum {path}`) to load it."
+            ) from None
+        sha256 = expected_hash(bundle_dir, str(relative))
     verify_sha256(path, sha256)
     state = torch.load(path, map_location=map_location, weights_only=True)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
