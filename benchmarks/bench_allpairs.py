@@ -4,7 +4,7 @@ Straightforward loop: for every source, target and slice, one float32 ``net(slab
 re-encoded for every target and HyperConv kernels are recomputed in every call).
 Fast path (:class:`~monai_seq2seq.inference.Seq2SeqSynthesizer`): slabs batched, every source encoded once per
 batch and its representation reused for all targets, one folded decoder per target (kernels computed once),
-bf16 autocast and channels-last on CUDA, optional ``torch.compile``.
+bf16 autocast and channels-last on CUDA, optional ``torch.compile`` (with weight freezing).
 
 Prints the ratio, slices/s and, on CUDA, achieved TFLOP/s against the device's dense bf16 peak. Both paths run
 on the same slices; the loop can be limited to a subset (``--loop-slices``) because on a CPU it takes minutes,
@@ -12,14 +12,20 @@ and its time is then scaled per slice (printed as such).
 
     python benchmarks/bench_allpairs.py --config paper            # GPU: whole subject
     python benchmarks/bench_allpairs.py --config paper --slices 8 # CPU: 8 slices
+    python benchmarks/bench_allpairs.py --config paper --spacing 2.0 --slices 8 --batch-size 8 --compile
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
-import torch
+# torch.compile's pool of compile workers otherwise lingers beside the measured work (on 2 cores it slowed the
+# loop, timed in the same process, from 25 s to 37 s); set before torch is imported
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
+import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode
 
 from monai_seq2seq.data import BRAIN
@@ -62,7 +68,7 @@ def phantom_volumes(spacing: float, slices: int | None) -> dict[str, torch.Tenso
     sample = BrainPhantomCohort(num_subjects=1, seed=0, spacing=spacing)[0]
     volumes = {}
     for name in BRAIN.names:
-        vol = torch.as_tensor(sample[name]).float()
+        vol = torch.as_tensor(sample[name]).as_subclass(torch.Tensor).float()  # plain: no MetaTensor overhead
         lo, hi = torch.quantile(vol[vol > 0], torch.tensor([0.005, 0.995])) if (vol > 0).any() else (0, 1)
         vol = ((vol - lo) / (hi - lo)).clamp(0, 1)
         if slices:
@@ -94,13 +100,7 @@ def main() -> None:
     synth = Seq2SeqSynthesizer(net, "brain", batch_size=args.batch_size, device=device, amp=cuda, progress=False,
                                compile=args.compile)
 
-    synth.all_pairs({k: v[..., :2] for k, v in volumes.items()})  # warm-up (and compile)
-    sync()
-    start = time.perf_counter()
-    fast = synth.all_pairs(volumes)
-    sync()
-    t_fast = time.perf_counter() - start
-
+    # the loop first: after torch.compile, inductor's worker processes linger and would slow it down
     loop_slices = min(depth, args.loop_slices or depth)
     slabs = {n: pad_to_multiple(volume_to_slabs(v * 2 - 1), net.downsample_factor)[0] for n, v in volumes.items()}
     with torch.inference_mode():
@@ -114,6 +114,14 @@ def main() -> None:
         sync()
     t_loop_run = time.perf_counter() - start
     t_loop = t_loop_run * depth / loop_slices
+
+    # warm-up; with --compile on every batch shape of the timed run (a new shape would recompile inside it)
+    synth.all_pairs(volumes if args.compile else {k: v[..., :2] for k, v in volumes.items()})
+    sync()
+    start = time.perf_counter()
+    fast = synth.all_pairs(volumes)
+    sync()
+    t_fast = time.perf_counter() - start
 
     # agreement of the two paths on one slice and pair (bf16 on CUDA: looser tolerance)
     z = loop_slices // 2
