@@ -18,7 +18,7 @@ def _run(bundle: str, config: str, out: Path, **extra):
         extra = {"phantom_shape": [80, 48, 32], **extra}
     workflow = ConfigWorkflow(
         config_file=str(root / "configs" / f"{config}.json"), meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=None, workflow_type="inference", bundle_root=str(root), output_dir=str(out), **TINY, **extra,
+        logging_file=None, workflow_type="inference", bundle_root=str(root), output_dir=str(out), **{**TINY, **extra},
     )
     workflow.initialize()
     workflow.run()
@@ -62,3 +62,25 @@ def test_datalist_override_reads_real_files(tmp_path):
                             test_fraction=1.0)
     _run("seq2seq_brain", "inference", tmp_path / "out", datalist=str(datalist), datalist_split="testing")
     assert len(list((tmp_path / "out").rglob("*_T1Gd_synthetic.nii.gz"))) == 1
+
+
+def test_own_weights_load_with_their_sha256_only(tmp_path):
+    """Weights from outside the bundle (e.g. a model you trained) load when their sha256 is given, not without."""
+    import torch
+
+    from monai_seq2seq.networks import build_seq2seq
+    from monai_seq2seq.zoo import IntegrityError, sha256_file
+
+    torch.manual_seed(1)
+    weights = tmp_path / "mine.pt"
+    torch.save(build_seq2seq("tiny", protocol="brain").state_dict(), weights)
+    _run("seq2seq_brain", "inference", tmp_path / "ok", load_weights=True, weights=str(weights),
+         weights_sha256=sha256_file(weights))
+    assert list((tmp_path / "ok").rglob("*_synthetic.nii.gz"))
+    with pytest.raises(Exception) as info:
+        _run("seq2seq_brain", "inference", tmp_path / "refused", load_weights=True, weights=str(weights))
+    error = info.value
+    while error is not None and not isinstance(error, IntegrityError):
+        error = error.__cause__ or error.__context__
+    assert error is not None and "--weights_sha256" in str(error)
+    assert not list((tmp_path / "refused").rglob("*_synthetic.nii.gz"))

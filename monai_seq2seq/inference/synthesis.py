@@ -146,7 +146,11 @@ class Seq2SeqSynthesizer:
         return pred
 
     def clear_cache(self) -> None:
-        """Forget the folded decoders (call after the network's weights change)."""
+        """Forget the folded decoders (call after the network's weights change).
+
+        With ``compile=True`` this is not enough: the compiled graphs hold the weights of their first call as
+        constants; call ``torch._dynamo.reset()`` and build a new synthesiser instead.
+        """
         self._folded.clear()
 
     @staticmethod

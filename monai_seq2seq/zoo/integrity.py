@@ -77,7 +77,8 @@ def load_weights(path: str | Path, sha256: str | None = None, bundle_dir: str | 
         except ValueError:
             raise IntegrityError(
                 f"{path} is not inside the bundle {bundle_dir}, so the bundle records no hash for it: give its "
-                f"sha256 (e.g. `sha256sum {path}`) to load it."
+                f"sha256 (`sha256sum {path}`; bundle configs: --weights_sha256, or --init_weights_sha256 in "
+                f"train.json) to load it."
             ) from None
         sha256 = expected_hash(bundle_dir, str(relative))
     verify_sha256(path, sha256)
