@@ -37,7 +37,7 @@ from tqdm import tqdm
 from experiments.common import BRAIN_SEQUENCES, brain_loader, brain_normalise, datalist_split, machine
 
 __all__ = ["SUBSETS", "REGIONS", "MODES", "PAPER_TABLE3", "prepare_subject", "paired_test", "run_experiment",
-           "main"]
+           "replot", "main"]
 
 SEQUENCES = BRAIN_SEQUENCES
 SUBSETS = {
@@ -301,9 +301,8 @@ def _figure(summ: dict, path: Path) -> None:
                        label="paper (nnU-Net, BraTS)" if j == 0 else None)
         ax.set_xticks(x + 0.4 - w / 2, REGIONS)
         ax.set_ylabel(label)
-        if metric == "dice":
-            ax.set_ylim(0, 1)
-    axes[0].legend(fontsize=7, loc="lower left")
+        ax.set_ylim(0, 1 if metric == "dice" else None)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Tumour segmentation with sequence subsets (bars: this run; black ticks: paper)")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
@@ -389,6 +388,16 @@ def run_experiment(out="docs/results", mode: str = "quick", device: str = "cpu",
     return payload
 
 
+def replot(out="docs/results") -> Path:
+    """Redraw ``table3_segmentation.png`` from ``table3_segmentation.json`` (no training)."""
+    out = Path(out)
+    payload = json.loads((out / "table3_segmentation.json").read_text())
+    summ = {name: {key: {k: (float("nan") if v is None else v) for k, v in stat.items()} for key, stat in s.items()}
+            for name, s in payload["summary"].items()}
+    _figure(summ, out / "table3_segmentation.png")
+    return out / "table3_segmentation.png"
+
+
 def main(argv=None):
     """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -402,7 +411,10 @@ def main(argv=None):
     p.add_argument("--roi", type=int, default=None,
                    help="train on roi^3 crops (half on tumour), infer by sliding window; 0: whole volumes")
     p.add_argument("--datalist", default=None, help="BraTS datalist JSON of real data (training + testing lists)")
+    p.add_argument("--replot", action="store_true", help="only redraw the figure from the JSON in --out")
     a = p.parse_args(argv)
+    if a.replot:
+        return replot(a.out)
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
     command = "python -m experiments.segmentation_subsets " + " ".join(sys.argv[1:] if argv is None else argv)
     return run_experiment(a.out, mode, a.device, a.seed, command.strip(), a.datalist, a.iterations, a.roi)

@@ -23,6 +23,8 @@ def test_tiny_segmentation_outputs(tmp_path):
     assert "Dice ET" in md and "ASSD WT" in md
     assert "0.848 ± 0.201" in md  # the paper's T1Gd row sits beside ours
     assert data["data"]["source"] == "brain phantom" and data["data"]["test_seed"] == 1000
+    (tmp_path / "table3_segmentation.png").unlink()
+    assert main(["--replot", "--out", str(tmp_path)]).stat().st_size > 0  # the figure again, from the JSON
 
 
 def test_label_channels_are_et_tc_wt():
