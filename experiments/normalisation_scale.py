@@ -24,10 +24,10 @@ __all__ = ["measure", "main"]
 
 def measure(subjects: int = 4, seed: int = 1000, spacing: float = 2.0) -> list[dict]:
     """Per subject: ET fraction of the brain, 99.5th percentile / median of T1 and T1Gd, identity PSNR (dB)."""
+    from experiments.common import brain_normalise
     from monai_seq2seq.data.phantoms import BrainPhantomCohort
-    from monai_seq2seq.transforms import PercentileScaleIntensityd
 
-    normalise = PercentileScaleIntensityd(["T1", "T1Gd"], 0.5, 99.5, nonzero=True)
+    normalise = brain_normalise(["T1", "T1Gd"])  # the brain bundles' normalisation
     rows = []
     for i, sample in enumerate(BrainPhantomCohort(subjects, seed=seed, spacing=spacing)):
         sample = dict(sample)

@@ -97,16 +97,12 @@ def _weights_at_start(workflow: ConfigWorkflow) -> dict:
     return seen
 
 
-def test_fine_tune_from_the_shipped_weights():
-    import tempfile
-
+def test_fine_tune_from_the_shipped_weights(tmp_path):
     root = BUNDLES / "seq2seq_brain"
-    with tempfile.TemporaryDirectory() as out:
-        workflow = _workflow("seq2seq_brain", Path(out), network_size="small", num_iterations=1,
-                             iterations_per_epoch=1, val_interval=10,
-                             init_weights=str(root / "models" / "model.pt"))  # hash from large_files.yml
-        seen = _weights_at_start(workflow)
-        workflow.run()
+    workflow = _workflow("seq2seq_brain", tmp_path, network_size="small", num_iterations=1, iterations_per_epoch=1,
+                         val_interval=10, init_weights=str(root / "models" / "model.pt"))  # hash: large_files.yml
+    seen = _weights_at_start(workflow)
+    workflow.run()
     shipped = torch.load(root / "models" / "model.pt", weights_only=True)
     assert seen and all(torch.equal(seen[k], shipped[k]) for k in shipped)
 

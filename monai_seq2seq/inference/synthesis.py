@@ -156,7 +156,7 @@ class Seq2SeqSynthesizer:
     @staticmethod
     def _compiled(fn):
         # freezing folds the (inference-only) weights into the graph as constants: on CPU that lets oneDNN prepack
-        # the convolution weights once (measured 8.7 s -> 7.6 s for benchmarks/bench_allpairs.py on 2 cores)
+        # the convolution weights once instead of per call
         return torch.compile(fn, options={"freezing": True})
 
     def folded(self, target: str) -> torch.nn.Module:
