@@ -1,11 +1,19 @@
-"""Why the breast wash-in/wash-out maps do not come out "easy to generate": how much of them is noise.
+"""How much of the breast wash-in/wash-out maps is noise, and what the dark-voxel threshold and the window remove.
 
 Wash-in ``(S1 - S0) / S0`` and wash-out ``(S5 - S1) / S1`` divide by the pre-contrast (or first post-contrast)
 signal, so where that signal is low (muscle, skin, partial volume at the body outline) they are ratios of noise.
-This command measures, on breast phantom subjects:
+The maps are therefore 0 where the denominator is below a tenth of its frame's 99th percentile
+(:func:`monai_seq2seq.transforms.wash_in_out`, ``min_signal_fraction``). This command measures, on breast phantom
+subjects:
 
-- the spread of the raw wash-in per band of pre-contrast signal S0 (noise where S0 is low),
-- how much of the normalised wash map survives a 3x3x3 box filter (correlation of the map with its smoothed self),
+- the spread of the unthresholded wash-in per band of pre-contrast signal S0 (noise where S0 is low) and the share
+  of each band the threshold zeroes,
+- how much of the normalised wash map survives a 3x3x3 box filter (correlation of the map with its smoothed self)
+  and the PSNR of that smoothed map as a prediction of the map (the ceiling of a predictor that cannot guess
+  noise), for three ways of making it: no threshold with percentile normalisation (bundles before v0.3.0), the
+  threshold with percentiles, and the threshold with the protocol's fixed window (``intensity_window``: wash-in
+  0..2, wash-out -0.5..1; the percentiles of a map that is mostly noise are set by that noise, clip the lesion's
+  enhancement and stretch the noise over the whole [0, 1] range),
 - with a bundle's weights: the PSNR of each source's prediction and how alike the predictions from different
   sources are (a network that can only predict the smooth part gives about the same image from every source).
 
@@ -28,11 +36,12 @@ import torch
 
 from experiments.common import machine
 
-__all__ = ["S0_BANDS", "measure", "main"]
+__all__ = ["S0_BANDS", "STAGES", "measure", "main"]
 
 S0_BANDS = ((0, 20), (20, 50), (50, 100), (100, 200), (200, 400), (400, float("inf")))
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_breast"
 SOURCES = ("DCE", "FatSatDCE", "T2", "T1", "DWI")
+STAGES = ("no threshold, percentiles (before v0.3.0)", "threshold, percentiles", "threshold, fixed window (now)")
 
 
 def _corr(a, b) -> float:
@@ -55,6 +64,7 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
     """
     from scipy.ndimage import uniform_filter
 
+    from monai_seq2seq.data import BREAST
     from monai_seq2seq.data.phantoms import BreastPhantomCohort
     from monai_seq2seq.transforms import PercentileScaleIntensityd
 
@@ -68,25 +78,39 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
         net = build_seq2seq("small", variant="C", protocol="breast")
         net.load_state_dict(load_weights(bundle / "models" / "model.pt", bundle_dir=bundle))
         synth = Seq2SeqSynthesizer(net.eval(), "breast", batch_size=8, progress=False)
-    cohort = BreastPhantomCohort(subjects, seed=seed, spacing=2.0, shape=[160, 96, 64])
+    geometry = {"spacing": 2.0, "shape": [160, 96, 64]}
+    cohort = BreastPhantomCohort(subjects, seed=seed, **geometry)
+    unthresholded = BreastPhantomCohort(subjects, seed=seed, wash_min_signal_fraction=0.0, **geometry)
+    by_percentile = PercentileScaleIntensityd(list(names), 0.5, 99.5)
+    by_window = PercentileScaleIntensityd(list(names), 0.5, 99.5, fixed_ranges=BREAST.intensity_windows())
     out = []
     for i in range(subjects):
-        raw = dict(cohort[i])
-        s0, wash_in = np.asarray(raw["DCE"])[0], np.asarray(raw["WashIn"])[0]
+        raw, plain = dict(cohort[i]), dict(unthresholded[i])
+        s0, wash_in = np.asarray(plain["DCE"])[0], np.asarray(plain["WashIn"])[0]
+        kept = np.asarray(raw["WashIn"])[0] != 0
         lesion = np.asarray(raw["label"])[0] == 3
         body = wash_in != 0
         bands = []
         for lo, hi in S0_BANDS:
             m = body & (s0 >= lo) & (s0 < hi) & ~lesion
             bands.append({"s0": [lo, hi], "voxels": int(m.sum()),
-                          "wash_in_sd": float(wash_in[m].std()) if m.any() else None})
-        norm = PercentileScaleIntensityd(list(names), 0.5, 99.5)(raw)
+                          "wash_in_sd": float(wash_in[m].std()) if m.any() else None,
+                          "thresholded_fraction": float(1.0 - kept[m].mean()) if m.any() else None})
+        norm = by_window(raw)
+        stages = {STAGES[0]: by_percentile(plain), STAGES[1]: by_percentile(raw), STAGES[2]: norm}
         rec: dict[str, Any] = {"subject": str(raw.get("subject", i)), "body_voxels": int(body.sum()),
+                               "thresholded_voxels": int((body & ~kept).sum()),
                                "lesion_wash_in_mean": float(wash_in[lesion].mean()) if lesion.any() else None,
                                "wash_in_sd_by_s0": bands, "maps": {}}
         for name in ("WashIn", "WashOut"):
-            img = np.asarray(norm[name])[0]
-            rec["maps"][name] = {"corr_with_3x3x3_smoothed": _corr(img[body], uniform_filter(img, 3)[body])}
+            rec["maps"][name] = {"by_stage": {}}
+            for stage, source in stages.items():
+                img = np.asarray(source[name])[0]
+                smooth = uniform_filter(img, 3)
+                rec["maps"][name]["by_stage"][stage] = {
+                    "corr_with_3x3x3_smoothed": _corr(img[body], smooth[body]),
+                    "psnr_of_smoothed": float(-10 * np.log10(np.mean((smooth - img) ** 2))),
+                    "lesion_mean": float(img[lesion].mean()) if lesion.any() else None}
         if synth is not None:
             z0 = s0.shape[-1] // 2
             window = slice(z0 - slices // 2, z0 - slices // 2 + slices)
@@ -106,19 +130,29 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
 def _markdown(result: dict, header: str) -> str:
     lines = [header, ""]
     for rec in result["subjects"]:
-        lines += [f"## {rec['subject']} ({rec['body_voxels']} body voxels; lesion wash-in "
-                  f"{rec['lesion_wash_in_mean']:.2f})", "",
-                  "| pre-contrast signal S0 | voxels (body, no lesion) | sd of raw wash-in |", "|---|---|---|"]
+        lines += [f"## {rec['subject']} ({rec['body_voxels']} body voxels, {rec['thresholded_voxels']} of them "
+                  f"thresholded; lesion wash-in {rec['lesion_wash_in_mean']:.2f})", "",
+                  "| pre-contrast signal S0 | voxels (body, no lesion) | sd of unthresholded wash-in | thresholded |",
+                  "|---|---|---|---|"]
         for b in rec["wash_in_sd_by_s0"]:
             sd = "-" if b["wash_in_sd"] is None else f"{b['wash_in_sd']:.3f}"
-            lines.append(f"| [{b['s0'][0]}, {b['s0'][1]}) | {b['voxels']} | {sd} |")
-        lines += ["", "| map | corr. with its 3x3x3 smoothed self | PSNR by source (dB) | corr. with target by source "
-                  "| corr. of DCE vs T2 predictions |", "|---|---|---|---|---|"]
+            share = "-" if b["thresholded_fraction"] is None else f"{100 * b['thresholded_fraction']:.0f}%"
+            lines.append(f"| [{b['s0'][0]}, {b['s0'][1]}) | {b['voxels']} | {sd} | {share} |")
+        lines += ["", "| map | made by | corr. with its 3x3x3 smoothed self | PSNR of the smoothed map (dB) "
+                  "| lesion mean |", "|---|---|---|---|---|"]
+        for name, m in rec["maps"].items():
+            for stage, f in m["by_stage"].items():
+                lesion = "-" if f["lesion_mean"] is None else f"{f['lesion_mean']:.2f}"
+                lines.append(f"| {name} | {stage} | {f['corr_with_3x3x3_smoothed']:.2f} | "
+                             f"{f['psnr_of_smoothed']:.1f} | {lesion} |")
+        lines += ["", "Network (maps made the current way):", "",
+                  "| map | PSNR by source (dB) | corr. with target by source | corr. of DCE vs T2 predictions |",
+                  "|---|---|---|---|"]
         for name, m in rec["maps"].items():
             psnr = ", ".join(f"{k} {v:.1f}" for k, v in m.get("psnr_by_source", {}).items()) or "-"
             corr = ", ".join(f"{k} {v:.2f}" for k, v in m.get("corr_with_target_by_source", {}).items()) or "-"
             alike = f"{m['corr_DCE_vs_T2_prediction']:.3f}" if "corr_DCE_vs_T2_prediction" in m else "-"
-            lines.append(f"| {name} | {m['corr_with_3x3x3_smoothed']:.2f} | {psnr} | {corr} | {alike} |")
+            lines.append(f"| {name} | {psnr} | {corr} | {alike} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -135,7 +169,8 @@ def main(argv=None) -> dict:
     result = measure(a.seed, a.subjects, with_network=not a.no_network)
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     command = "python -m experiments.wash_map_noise " + " ".join(sys.argv[1:] if argv is None else argv)
-    header = (f"# Breast wash maps: how much is noise\n\n- date (UTC): {date}; machine: {machine('cpu')}\n"
+    header = ("# Breast wash maps: how much is noise, and what the dark-voxel threshold and the fixed window remove\n\n"
+              f"- date (UTC): {date}; machine: {machine('cpu')}\n"
               f"- command: `{command.strip()}`\n- phantom seed {a.seed}, bundle geometry (2 mm, 160x96x64); "
               "network: the shipped seq2seq_breast weights, central slices")
     text = _markdown(result, header)

@@ -1,6 +1,6 @@
 import math
 
-from experiments.wash_map_noise import S0_BANDS, main
+from experiments.wash_map_noise import S0_BANDS, STAGES, main
 
 
 def test_wash_map_noise_report(tmp_path, one_thread):
@@ -9,9 +9,17 @@ def test_wash_map_noise_report(tmp_path, one_thread):
     sds = [b["wash_in_sd"] for b in rec["wash_in_sd_by_s0"] if b["wash_in_sd"] is not None]
     assert len(rec["wash_in_sd_by_s0"]) == len(S0_BANDS)
     assert sds[0] > 5 * sds[-1]  # a ratio of noise where the pre-contrast signal is low
+    bands = rec["wash_in_sd_by_s0"]
+    assert bands[0]["thresholded_fraction"] == 1.0 and bands[-1]["thresholded_fraction"] == 0.0
+    assert 0 < rec["thresholded_voxels"] < rec["body_voxels"]
     for name in ("WashIn", "WashOut"):
         m = rec["maps"][name]
-        assert -1 <= m["corr_with_3x3x3_smoothed"] <= 1
+        before, thresholded, now = (m["by_stage"][stage] for stage in STAGES)
+        assert all(-1 <= f["corr_with_3x3x3_smoothed"] <= 1 for f in (before, thresholded, now))
+        # the threshold takes out the part of the map that is noise, so more of it survives smoothing; the fixed
+        # window stops stretching what is left over [0, 1], so a smooth prediction comes far closer
+        assert thresholded["corr_with_3x3x3_smoothed"] > before["corr_with_3x3x3_smoothed"] + 0.1
+        assert now["psnr_of_smoothed"] > before["psnr_of_smoothed"] + 6
         assert set(m["psnr_by_source"]) >= {"DCE", "T2", name} and all(map(math.isfinite, m["psnr_by_source"].values()))
     assert "| WashIn |" in (tmp_path / "wash_map_noise.md").read_text()
     assert (tmp_path / "wash_map_noise.json").stat().st_size > 0

@@ -133,6 +133,11 @@ def test_ivim_attenuation_formula():
     np.testing.assert_allclose(att, expected)
 
 
+def _p99(frame):
+    flat = np.sort(frame.ravel())
+    return flat[int(np.ceil(0.99 * flat.size)) - 1]
+
+
 def test_wash_in_out_are_the_transform_formula_of_dce():
     s = generate_breast_subject(0, 0, BreastPhantomConfig(**SMALL, keep_fractions=True))
     dce = s.images["DCE"]
@@ -141,11 +146,20 @@ def test_wash_in_out_are_the_transform_formula_of_dce():
     assert 0 < body.sum() < body.size
     wash_in = (dce[1] - dce[0]) / np.maximum(dce[0], eps)
     wash_out = (dce[-1] - dce[1]) / np.maximum(dce[1], eps)
-    np.testing.assert_allclose(s.images["WashIn"][body], wash_in[body], rtol=1e-6)
-    np.testing.assert_allclose(s.images["WashOut"][body], wash_out[body], rtol=1e-6)
-    # air is left out: there the ratios are of pure noise
-    assert not s.images["WashIn"][~body].any() and not s.images["WashOut"][~body].any()
+    bright_in, bright_out = dce[0] >= 0.1 * _p99(dce[0]), dce[1] >= 0.1 * _p99(dce[1])
+    np.testing.assert_allclose(s.images["WashIn"][body & bright_in], wash_in[body & bright_in], rtol=1e-6)
+    np.testing.assert_allclose(s.images["WashOut"][body & bright_out], wash_out[body & bright_out], rtol=1e-6)
+    # air and tissue too dark before contrast are left out: there the ratios are of noise
+    assert not s.images["WashIn"][~(body & bright_in)].any() and not s.images["WashOut"][~(body & bright_out)].any()
     assert np.abs(wash_in[~body]).max() > 0
+    dark = body & ~bright_in
+    assert 0.1 < dark.sum() / body.sum() < 0.6, dark.sum() / body.sum()
+    assert np.std(wash_in[dark]) > 3 * np.std(wash_in[body & bright_in & (s.fractions["lesion"] < 0.5)])
+    lesion = s.fractions["lesion"] >= 0.5
+    assert lesion.any() and bright_in[lesion].all()  # the lesion (and its enhancement) is never thresholded
+    assert s.images["WashIn"][lesion].mean() > 0.5
+    unmasked = generate_breast_subject(0, 0, BreastPhantomConfig(**SMALL, wash_min_signal_fraction=0.0))
+    np.testing.assert_allclose(unmasked.images["WashIn"][body], wash_in[body], rtol=1e-6)
     wi, wo = wash_in_out(np.array([[2.0], [3.0], [1.5]]))
     assert wi[0] == pytest.approx(0.5) and wo[0] == pytest.approx(-0.5)
     with pytest.raises(ValueError):

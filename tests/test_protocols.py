@@ -14,6 +14,10 @@ def test_builtin_protocols():
     assert BREAST["DCE"].frame_values[-1] == 450.0  # 7.5 min
     assert BREAST["DCE"].is_4d and not BREAST["T2"].is_4d
     assert set(list_protocols()) >= {"brain", "breast"}
+    # the wash ratios are normalised by a fixed window, everything else by its percentiles
+    assert BREAST.intensity_windows() == {"WashIn": [0.0, 2.0], "WashOut": [-0.5, 1.0]}
+    assert BRAIN.intensity_windows() == {}
+    assert Protocol.from_dict(BREAST.to_dict()) == BREAST
 
 
 @pytest.mark.parametrize(
@@ -74,6 +78,8 @@ def test_user_protocol_from_json_and_yaml(tmp_path):
         ({"name": "DCE", "frames": 2, "frame_axis": "time", "frame_values": (0, 1, 2)}, "3 frame values"),
         ({"name": "DCE", "frames": 2, "frame_axis": "time", "frame_values": (5, 5)}, "duplicate"),
         ({"name": "", "frames": 1}, "non-empty"),
+        ({"name": "ADC", "intensity_window": (1.0, 1.0)}, "low < high"),
+        ({"name": "ADC", "intensity_window": (0.0,)}, "low < high"),
     ],
 )
 def test_bad_sequence_specs(kwargs, match):

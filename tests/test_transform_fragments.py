@@ -27,3 +27,6 @@ def test_fragment_matches_bundle_and_runs(protocol, bundle):
         assert 0 <= float(value.min()) and float(value.max()) <= 1, key
     if "DCE" in out:
         assert out["DCE"][3:].mean() > 1.5 * out["DCE"][:3].mean()  # one scale for the whole series
+    if protocol == "breast":  # the wash ratios by their fixed windows: 0.5 is a 100% enhancement in any scan
+        wash = preprocessing({"WashIn": torch.full((1, 4, 4, 2), 1.0), "WashOut": torch.full((1, 4, 4, 2), 0.25)})
+        assert torch.allclose(wash["WashIn"], torch.tensor(0.5)) and torch.allclose(wash["WashOut"], torch.tensor(0.5))

@@ -101,6 +101,28 @@ def test_percentile_dict_twin_names_key_and_matches_array():
         PercentileScaleIntensityd(["T1", "T2"])(sample)
 
 
+def test_percentile_dict_twin_fixed_window_for_ratio_maps():
+    rng = np.random.default_rng(0)
+    wash = 0.03 + rng.normal(0, 0.02, (1, 16, 16, 8))  # weak background enhancement and noise
+    wash[0, 8, 8, 2:5] = 1.0  # a small lesion enhancing by 100%: 3 voxels, under the top 0.5%
+    sample = {"WashIn": MetaTensor(torch.as_tensor(wash, dtype=torch.float32)), "T1": _meta_image(seed=1)}
+    windows = BREAST.intensity_windows()
+    out = PercentileScaleIntensityd(["WashIn", "T1"], fixed_ranges=windows)(sample)
+    expected = np.clip(wash / 2.0, 0, 1)  # window [0, 2]: an enhancement of 100% is 0.5 in every scan
+    np.testing.assert_allclose(out["WashIn"].numpy(), expected, atol=1e-6)
+    assert out["WashIn"].meta["intensity_range"] == [0.0, 2.0]
+    torch.testing.assert_close(out["T1"], PercentileScaleIntensity()(sample["T1"]))  # others: percentiles
+    by_percentile = PercentileScaleIntensity()(sample["WashIn"])
+    assert float(by_percentile.max()) == 1.0 and float(by_percentile.quantile(0.9)) > 0.3  # noise stretched
+    back = PercentileScaleIntensityd(["WashIn", "T1"], fixed_ranges=windows).inverse(out)
+    np.testing.assert_allclose(back["WashIn"].numpy(), np.clip(wash, 0, 2), atol=1e-6)
+    assert "intensity_range" not in back["WashIn"].meta
+    zeros = MetaTensor(torch.zeros(1, 4, 4, 4))  # no enhancement anywhere: a valid map, not a constant-image error
+    assert float(PercentileScaleIntensity(fixed_range=(0.0, 2.0))(zeros).max()) == 0.0
+    with pytest.raises(ValueError, match="fixed_range"):
+        PercentileScaleIntensity(fixed_range=(2.0, 0.0))
+
+
 def test_symmetric_range_round_trip():
     img = MetaTensor(torch.rand(2, 3, 3, 3))
     net = ToSymmetricRange()(img)

@@ -95,19 +95,46 @@ def test_frame_dict_twins_match_arrays():
 
 def test_wash_in_out_formula_numpy_torch_and_phantom_agree():
     series = np.array([[100.0, 0.0, 50.0], [180.0, 2.0, 50.0], [150.0, 4.0, 60.0]], dtype=np.float32)
-    wash_in, wash_out = wash_in_out(series)
+    raw = {"min_signal_fraction": 0.0}  # no dark-voxel threshold: the plain ratios and the eps floor
+    wash_in, wash_out = wash_in_out(series, **raw)
     np.testing.assert_allclose(wash_in, [0.8, 2.0 / 1e-6, 0.0], rtol=1e-6)
     np.testing.assert_allclose(wash_out, [(150 - 180) / 180, 1.0, 0.2], rtol=1e-6)
     assert isinstance(wash_in, np.ndarray) and wash_in.dtype == np.float32
-    t_in, t_out = wash_in_out(torch.as_tensor(series))
+    t_in, t_out = wash_in_out(torch.as_tensor(series), **raw)
     assert isinstance(t_in, torch.Tensor)
     np.testing.assert_array_equal(t_out.numpy(), wash_out)
-    p_in, p_out = phantom_wash_in_out(series)
+    p_in, p_out = phantom_wash_in_out(series, **raw)
     np.testing.assert_array_equal(p_in, wash_in)
     np.testing.assert_array_equal(p_out, wash_out)
-    late_in, late_out = wash_in_out(series, early_frame=2, late_frame=2)
+    late_in, late_out = wash_in_out(series, early_frame=2, late_frame=2, **raw)
     np.testing.assert_allclose(late_in, [0.5, 4.0 / 1e-6, 0.2], rtol=1e-6)
     np.testing.assert_array_equal(late_out, 0.0)
+    # the default threshold (0.1 x each denominator frame's 99th percentile) zeroes the dark voxel: S0 = 0 < 9.9
+    d_in, d_out = wash_in_out(series)
+    np.testing.assert_allclose(d_in, [0.8, 0.0, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(d_out, [(150 - 180) / 180, 0.0, 0.2], rtol=1e-6)
+    np.testing.assert_array_equal(phantom_wash_in_out(series)[0], d_in)
+
+
+def test_wash_in_out_zeroes_only_voxels_too_dark_to_measure():
+    rng = np.random.default_rng(3)
+    bright = rng.uniform(400.0, 600.0, size=1000)  # fat-like, never thresholded
+    dark = rng.uniform(10.0, 40.0, size=300)  # below 0.1 x p99 (about 60)
+    s0 = np.concatenate([bright, dark]).astype(np.float32)
+    series = np.stack([s0, s0 * 1.5 + rng.normal(0, 5, s0.shape), s0 * 1.2]).astype(np.float32)
+    wash_in, wash_out = wash_in_out(series)
+    plain_in, plain_out = wash_in_out(series, min_signal_fraction=0.0)
+    np.testing.assert_array_equal(wash_in[:1000], plain_in[:1000])
+    np.testing.assert_array_equal(wash_out[:1000], plain_out[:1000])
+    assert np.all(wash_in[1000:] == 0) and np.all(wash_out[1000:] == 0)
+    assert np.std(plain_in[1000:]) > 3 * np.std(plain_in[:1000])  # what the threshold removes is the noisy part
+    big = torch.rand(2, 17_000_000) + 1.0  # past torch.quantile's 16 M limit
+    big_in, _ = wash_in_out(big, min_signal_fraction=0.5)
+    assert big_in.shape == (17_000_000,) and bool(torch.isfinite(big_in).all())
+    with pytest.raises(ValueError, match="min_signal_fraction"):
+        wash_in_out(series, min_signal_fraction=1.0)
+    with pytest.raises(ValueError, match="min_signal_fraction"):
+        WashInOut(min_signal_fraction=-0.1)
 
 
 def test_wash_in_out_transform_and_errors():

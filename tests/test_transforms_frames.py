@@ -181,13 +181,14 @@ def test_wash_in_out_hand_computed():
     series = np.array([[100.0, 0.0, 40.0, 7.0],
                        [250.0, 3.0, 60.0, 7.0],
                        [200.0, 6.0, 90.0, 7.0]], dtype=np.float32)
-    wash_in, wash_out = wash_in_out(series)
+    raw = {"min_signal_fraction": 0.0}  # the plain ratios; the dark-voxel threshold is tested in test_transforms_dce
+    wash_in, wash_out = wash_in_out(series, **raw)
     assert isinstance(wash_in, np.ndarray) and wash_in.dtype == np.float32 and wash_in.shape == (4,)
     np.testing.assert_allclose(wash_in, [1.5, 3.0 / 1e-6, 0.5, 0.0], rtol=1e-6)
     np.testing.assert_allclose(wash_out, [-0.2, 1.0, 0.5, 0.0], rtol=1e-6)
-    _, out_eps = wash_in_out(series, eps=10.0)
+    _, out_eps = wash_in_out(series, eps=10.0, **raw)
     np.testing.assert_allclose(out_eps, [-0.2, 0.3, 0.5, 0.0], rtol=1e-6)  # max(3, 10) = 10
-    w_in, w_out = wash_in_out(series, pre_frame=1, early_frame=2, late_frame=0)
+    w_in, w_out = wash_in_out(series, pre_frame=1, early_frame=2, late_frame=0, **raw)
     np.testing.assert_allclose(w_in, [-0.2, 1.0, 0.5, 0.0], rtol=1e-6)
     np.testing.assert_allclose(w_out, [-0.5, -1.0, -50.0 / 90.0, 0.0], rtol=1e-6)
 

@@ -61,6 +61,9 @@ class SequenceSpec:
         frame_values: the nominal frame values (seconds or s/mm^2), ``len == frames`` for 4D.
         aliases: other names of the sequence in file names (case and punctuation are ignored).
         derived_from: name of the sequence this one is computed from (wash-in from DCE), if any.
+        intensity_window: ``(low, high)`` mapped to [0, 1] instead of the per-volume percentiles, for maps whose
+            values are physical quantities (wash-in/out are ratios: 1.0 is a 100% enhancement in any scan).
+            Percentiles of such a map are set by its noise and would clip what it measures.
     """
 
     name: str
@@ -69,6 +72,7 @@ class SequenceSpec:
     frame_values: tuple[float, ...] = ()
     aliases: tuple[str, ...] = ()
     derived_from: str | None = None
+    intensity_window: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -87,6 +91,12 @@ class SequenceSpec:
             raise ValueError(f"sequence {self.name!r}: duplicate frame values {self.frame_values}.")
         object.__setattr__(self, "frame_values", tuple(float(v) for v in self.frame_values))
         object.__setattr__(self, "aliases", tuple(self.aliases))
+        if self.intensity_window is not None:
+            window = tuple(float(v) for v in self.intensity_window)
+            if len(window) != 2 or not window[0] < window[1]:
+                raise ValueError(f"sequence {self.name!r}: intensity_window must be (low, high) with low < high, "
+                                 f"got {self.intensity_window}.")
+            object.__setattr__(self, "intensity_window", window)
 
     @property
     def is_4d(self) -> bool:
@@ -153,6 +163,10 @@ class Protocol:
     def frames(self) -> list[int]:
         """Frames per sequence, in code order (the network's ``target_frames``)."""
         return [s.frames for s in self.sequences]
+
+    def intensity_windows(self) -> dict[str, list[float]]:
+        """``{name: [low, high]}`` of the sequences normalised by a fixed window (see :class:`SequenceSpec`)."""
+        return {s.name: list(s.intensity_window) for s in self.sequences if s.intensity_window is not None}
 
     def index(self, name: str | int) -> int:
         """Code index of a sequence given by canonical name, alias or index.
@@ -238,7 +252,8 @@ class Protocol:
         for entry in seqs_raw:
             if isinstance(entry, str):
                 entry = {"name": entry}
-            unknown = set(entry) - {"name", "frames", "frame_axis", "frame_values", "aliases", "derived_from"}
+            unknown = set(entry) - {"name", "frames", "frame_axis", "frame_values", "aliases", "derived_from",
+                                    "intensity_window"}
             if unknown:
                 raise ValueError(f"protocol {name!r}: unknown sequence field(s) {sorted(unknown)}.")
             seqs.append(
@@ -249,6 +264,7 @@ class Protocol:
                     frame_values=tuple(entry.get("frame_values", ())),
                     aliases=tuple(entry.get("aliases", ())),
                     derived_from=entry.get("derived_from"),
+                    intensity_window=entry.get("intensity_window"),
                 )
             )
         return cls(name=name, sequences=tuple(seqs), code_dim=int(data.get("code_dim", 64)),
@@ -295,8 +311,12 @@ BREAST = Protocol(
             "FatSatDCE", frames=6, frame_axis=FrameAxis.TIME, frame_values=DCE_TIMES_S,
             aliases=("fsdce", "dcefs", "dcefatsat"),
         ),
-        SequenceSpec("WashIn", aliases=("wash-in", "washin", "wash_in"), derived_from="DCE"),
-        SequenceSpec("WashOut", aliases=("wash-out", "washout", "wash_out"), derived_from="DCE"),
+        # fixed windows: 0..200% enhancement at the first post-contrast frame; -50..+100% change from it to the
+        # last frame (a washout lesion about -30%, a persistent one up to +60%)
+        SequenceSpec("WashIn", aliases=("wash-in", "washin", "wash_in"), derived_from="DCE",
+                     intensity_window=(0.0, 2.0)),
+        SequenceSpec("WashOut", aliases=("wash-out", "washout", "wash_out"), derived_from="DCE",
+                     intensity_window=(-0.5, 1.0)),
         SequenceSpec("DWI", frames=4, frame_axis=FrameAxis.BVALUE, frame_values=DWI_BVALUES, aliases=("dwi",)),
     ),
 )

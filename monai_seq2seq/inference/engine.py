@@ -110,6 +110,14 @@ class SynthesisEvaluator(Evaluator):
         return outputs
 
 
+
+def _intensity_space(spec) -> str:
+    """What [0, 1] means for a synthetic image of ``spec``: percentiles, or the protocol's fixed window."""
+    if spec.intensity_window is not None:
+        low, high = spec.intensity_window
+        return f"[0, 1] = the fixed window [{low:g}, {high:g}] of {spec.name} (clipped)"
+    return "[0, 1] after per-sequence percentile normalisation"
+
 class SyntheticImageWriter:
     """Save each subject's synthetic volumes as ``<out>/<subject>/<subject>_<Target>_synthetic.nii.gz``.
 
@@ -146,7 +154,7 @@ class SyntheticImageWriter:
                     volume, affine_of(reference), path,
                     description=f"SYNTHETIC {target} from {'+'.join(sources)}",
                     sidecar={"Synthetic": True, "Sequence": target, "Sources": sources, "Model": self.model_name,
-                             "IntensitySpace": "[0, 1] after per-sequence percentile normalisation"},
+                             "IntensitySpace": _intensity_space(spec)},
                     frame_axis=spec.frame_axis, frame_values=list(spec.frame_values),
                 )
                 self.written.append(path)

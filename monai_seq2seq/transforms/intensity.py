@@ -55,6 +55,8 @@ class PercentileScaleIntensity(InvertibleTransform):
         clip: clip the output to [0, 1].
         nonzero: compute the percentiles over non-zero voxels only (background-heavy volumes).
         name: label of the image in error messages (default: its file name from the meta).
+        fixed_range: ``(low, high)`` to map to [0, 1] instead of the percentiles, for maps of physical ratios
+            (wash-in/out: a protocol's ``intensity_window``), whose percentiles are set by noise.
 
     Shapes:
         ``(T, X, Y, Z)`` (or any channel-first shape) -> same shape, float32.
@@ -69,9 +71,14 @@ class PercentileScaleIntensity(InvertibleTransform):
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, lower: float = 0.5, upper: float = 99.5, clip: bool = True, nonzero: bool = False,
-                 name: str | None = None) -> None:
+                 name: str | None = None, fixed_range: tuple[float, float] | None = None) -> None:
         if not 0.0 <= lower < upper <= 100.0:
             raise ValueError(f"need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}.")
+        if fixed_range is not None:
+            fixed_range = tuple(float(v) for v in fixed_range)
+            if len(fixed_range) != 2 or not fixed_range[0] < fixed_range[1]:
+                raise ValueError(f"fixed_range must be (low, high) with low < high, got {fixed_range}.")
+        self.fixed_range = fixed_range
         self.lower = float(lower)
         self.upper = float(upper)
         self.clip = bool(clip)
@@ -79,13 +86,15 @@ class PercentileScaleIntensity(InvertibleTransform):
         self.name = name
 
     def intensity_range(self, img: NdarrayOrTensor, name: str | None = None) -> tuple[float, float]:
-        """``(low, high)``: the source intensities at the two percentiles.
+        """``(low, high)``: the source intensities at the two percentiles (or ``fixed_range``).
 
         Raises:
             ValueError: non-finite voxels, no non-zero voxel (``nonzero``), or ``low == high``.
         """
         name = name or self.name
         check_finite(img, name)
+        if self.fixed_range is not None:
+            return self.fixed_range
         values = img
         if self.nonzero:
             values = img[img != 0]
@@ -176,27 +185,42 @@ class _KeyWise(MapTransform, InvertibleTransform):
             d[key] = self._apply(key, d[key])
         return d
 
+    def _transform_for(self, key: Hashable) -> InvertibleTransform:
+        return self.transform
+
     def _apply(self, key: Hashable, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        return self.transform(img)
+        return self._transform_for(key)(img)
 
     def inverse(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.transform.inverse(d[key])
+            d[key] = self._transform_for(key).inverse(d[key])
         return d
 
 
 class PercentileScaleIntensityd(_KeyWise):
-    """Dictionary twin of :class:`PercentileScaleIntensity`: each key gets its own scale (one per series)."""
+    """Dictionary twin of :class:`PercentileScaleIntensity`: each key gets its own scale (one per series).
+
+    Args:
+        keys, lower, upper, clip, nonzero, allow_missing_keys: as :class:`PercentileScaleIntensity`.
+        fixed_ranges: ``{key: (low, high)}`` of keys mapped by a fixed window instead of their percentiles,
+            e.g. ``get_protocol("breast").intensity_windows()`` for the wash-in/out ratios.
+    """
 
     def __init__(self, keys: KeysCollection, lower: float = 0.5, upper: float = 99.5, clip: bool = True,
-                 nonzero: bool = False, allow_missing_keys: bool = False) -> None:
+                 nonzero: bool = False, allow_missing_keys: bool = False,
+                 fixed_ranges: Mapping[Hashable, tuple[float, float]] | None = None) -> None:
         super().__init__(keys, PercentileScaleIntensity(lower, upper, clip, nonzero), allow_missing_keys)
+        self.windowed = {key: PercentileScaleIntensity(lower, upper, clip, nonzero, fixed_range=window)
+                         for key, window in (fixed_ranges or {}).items()}
+
+    def _transform_for(self, key: Hashable) -> InvertibleTransform:
+        return self.windowed.get(key, self.transform)
 
     def _apply(self, key: Hashable, img: NdarrayOrTensor) -> NdarrayOrTensor:
         meta = getattr(img, "meta", None) or {}
         name = f"{key!s} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
-        return self.transform(img, name=name)
+        return self._transform_for(key)(img, name=name)
 
 
 class ToSymmetricRanged(_KeyWise):

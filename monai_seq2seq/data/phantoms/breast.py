@@ -9,7 +9,8 @@ irregular lesion whose kinetic type is persistent, plateau or washout. Tissues c
   pre-contrast T1 image; fat saturation multiplies fat by ``FAT_SATURATION_FACTOR``.
 - A bias field per acquisition (DCE shares the T1's, FatSatDCE the FatSatT1's: ``BIAS_GROUPS``) and a global
   scale per sequence; Rician noise per frame.
-- WashIn/WashOut: derived from the (noisy) DCE series by :func:`~.signal.wash_in_out`, inside the body (0 in air).
+- WashIn/WashOut: derived from the (noisy) DCE series by :func:`~.signal.wash_in_out`, inside the body (0 in air)
+  and where the pre-contrast signal is not too dark to measure a relative change (0 there too).
 - DWI: ``S(b) = S0 (f exp(-b D*) + (1 - f) exp(-b ADC))``, fat suppressed.
 
 Planted regions: the lesion's enhancement (``unique-DCE``) and its restricted diffusion (``unique-DWI``).
@@ -60,6 +61,9 @@ class BreastPhantomConfig:
         dce_times: DCE frame times in s (default: the protocol's).
         bvalues: DWI b-values in s/mm^2 (default: the protocol's).
         wash_eps: denominator floor of wash-in/wash-out.
+        wash_min_signal_fraction: wash maps are 0 where the pre-contrast (wash-in) or first post-contrast
+            (wash-out) signal is below this fraction of that frame's 99th percentile; ``None``: the transforms'
+            default (:data:`~monai_seq2seq.transforms.dce.DEFAULT_MIN_SIGNAL_FRACTION`), 0: no threshold.
         keep_fractions: also return the tissue fraction maps.
         id_prefix: subject id prefix; ids are ``f"{id_prefix}{index:05d}"``.
     """
@@ -75,6 +79,7 @@ class BreastPhantomConfig:
     dce_times: Sequence[float] = DCE_TIMES_S
     bvalues: Sequence[float] = DWI_BVALUES
     wash_eps: float = 1e-6
+    wash_min_signal_fraction: float | None = None
     keep_fractions: bool = False
     id_prefix: str = "BreastPhantom_"
 
@@ -274,9 +279,9 @@ def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantom
             img = anatomy.add_rician_noise(img, sigma, nrng)
         images[name] = img.astype(np.float32, copy=False)
         info[f"gain_{name}"] = gain
-    # computed inside the body only, as clinical parametric maps are masked to tissue: in air they are ratios
-    # of pure noise, which no other sequence could (or should) predict
-    wash_in, wash_out = wash_in_out(images["DCE"], cfg.wash_eps)
+    # masked to the body and to tissue bright enough before contrast, as clinical parametric maps are: in air
+    # and dark tissue they are ratios of noise, which no other sequence could (or should) predict
+    wash_in, wash_out = wash_in_out(images["DCE"], cfg.wash_eps, cfg.wash_min_signal_fraction)
     images["WashIn"], images["WashOut"] = wash_in * body, wash_out * body
 
     label = np.zeros(shape, dtype=np.uint8)

@@ -100,18 +100,22 @@ def partial_volume(fractions: Mapping[str, np.ndarray], signals: Mapping[str, fl
     return out.astype(np.float32, copy=False)
 
 
-def wash_in_out(series, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+def wash_in_out(series, eps: float = 1e-6, min_signal_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Wash-in and wash-out of a DCE series: :func:`monai_seq2seq.transforms.dce.wash_in_out`, the one formula.
 
-    ``wash-in = (S1 - S0) / max(S0, eps)``, ``wash-out = (S_last - S1) / max(S1, eps)``.
+    ``wash-in = (S1 - S0) / max(S0, eps)``, ``wash-out = (S_last - S1) / max(S1, eps)``, each 0 where its
+    denominator is below ``min_signal_fraction`` x that frame's 99th percentile.
 
     Args:
         series: frames first, ``(T, *S)`` with ``T >= 2`` (frame 0 pre-contrast, frame 1 first post-contrast).
         eps: floor of the denominators.
+        min_signal_fraction: dark-voxel threshold; ``None``: the transform's default.
 
     Returns:
         ``(wash_in, wash_out)``, each float32 numpy of shape ``S``.
     """
+    from ...transforms.dce import DEFAULT_MIN_SIGNAL_FRACTION
     from ...transforms.dce import wash_in_out as _wash_in_out
 
-    return _wash_in_out(np.asarray(series, dtype=np.float32), eps=eps)
+    fraction = DEFAULT_MIN_SIGNAL_FRACTION if min_signal_fraction is None else min_signal_fraction
+    return _wash_in_out(np.asarray(series, dtype=np.float32), eps=eps, min_signal_fraction=fraction)
