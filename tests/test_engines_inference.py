@@ -48,6 +48,7 @@ def test_synthesis_evaluator_writes_missing_sequences(tmp_path, synth):
     assert image.shape == (16, 16, 12) and b"SYNTHETIC" in image.header["descrip"].tobytes()
     sidecar = json.loads((tmp_path / "out" / "sub0" / "sub0_T1Gd_synthetic.json").read_text())
     assert sidecar["Synthetic"] and sidecar["Sources"] == ["T1", "T2", "FLAIR"]
+    assert sidecar["IntensitySpace"] == "[0, 1] after per-sequence percentile normalisation"
 
 
 def test_synthesis_bad_requests(tmp_path, synth):
@@ -99,3 +100,12 @@ def test_subject_with_one_sequence_is_refused(tmp_path, synth):
     with pytest.raises(ValueError, match="at least two sequences"):
         engine.run()
     assert not list((tmp_path / "d").glob("*.json"))
+
+
+def test_sidecar_says_which_intensity_space_a_synthetic_image_is_in():
+    from monai_seq2seq.data import BRAIN, BREAST
+    from monai_seq2seq.inference.engine import _intensity_space
+
+    assert _intensity_space(BREAST["WashIn"]) == "[0, 1] = the fixed window [0, 2] of WashIn (clipped)"
+    assert _intensity_space(BREAST["WashOut"]) == "[0, 1] = the fixed window [-0.5, 1] of WashOut (clipped)"
+    assert "percentile" in _intensity_space(BREAST["DCE"]) and "percentile" in _intensity_space(BRAIN["T1Gd"])

@@ -312,7 +312,7 @@ BREAST = Protocol(
             aliases=("fsdce", "dcefs", "dcefatsat"),
         ),
         # fixed windows: 0..200% enhancement at the first post-contrast frame; -50..+100% change from it to the
-        # last frame (a washout lesion about -30%, a persistent one up to +60%)
+        # last frame (phantom lesions: washout curves about -20%, persistent ones up to about +70%)
         SequenceSpec("WashIn", aliases=("wash-in", "washin", "wash_in"), derived_from="DCE",
                      intensity_window=(0.0, 2.0)),
         SequenceSpec("WashOut", aliases=("wash-out", "washout", "wash_out"), derived_from="DCE",

@@ -110,13 +110,13 @@ class SynthesisEvaluator(Evaluator):
         return outputs
 
 
-
 def _intensity_space(spec) -> str:
     """What [0, 1] means for a synthetic image of ``spec``: percentiles, or the protocol's fixed window."""
     if spec.intensity_window is not None:
         low, high = spec.intensity_window
         return f"[0, 1] = the fixed window [{low:g}, {high:g}] of {spec.name} (clipped)"
     return "[0, 1] after per-sequence percentile normalisation"
+
 
 class SyntheticImageWriter:
     """Save each subject's synthetic volumes as ``<out>/<subject>/<subject>_<Target>_synthetic.nii.gz``.

@@ -4,7 +4,8 @@ The paper clips each sequence at percentiles and scales it to [0, 1]; a 4D serie
 all its frames, so contrast enhancement and diffusion decay survive normalisation. The numbers equal MONAI's
 ``ScaleIntensityRangePercentiles(lower, upper, 0, 1, clip=True, channel_wise=False)``; unlike it, these
 transforms refuse NaN/Inf and constant images, and record the scale so that a synthetic image can be mapped
-back to the intensities of the source scanner.
+back to the intensities of the source scanner. Maps of physical ratios (wash-in/out) take a fixed window instead
+(``fixed_range``; a protocol's ``intensity_window``): their percentiles are set by noise.
 """
 
 from __future__ import annotations
