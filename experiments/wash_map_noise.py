@@ -98,7 +98,14 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
                           "thresholded_fraction": float(1.0 - kept[m].mean()) if m.any() else None})
         norm = by_window(raw)
         stages = {STAGES[0]: by_percentile(plain), STAGES[1]: by_percentile(raw), STAGES[2]: norm}
+        flat = np.sort(s0.ravel())  # the transform's threshold: 0.1 x the 99th percentile (k-th value)
+        threshold = 0.1 * float(flat[int(np.ceil(0.99 * flat.size)) - 1])
+        lesion_in, lesion_out = wash_in[lesion], np.asarray(plain["WashOut"])[0][lesion]
         rec: dict[str, Any] = {"subject": str(raw.get("subject", i)), "body_voxels": int(body.sum()),
+                               "lesion": {"min_s0_over_threshold": float(s0[lesion].min() / threshold),
+                                          "wash_in_median": float(np.median(lesion_in)),
+                                          "wash_in_p95": float(np.percentile(lesion_in, 95)),
+                                          "wash_out_median": float(np.median(lesion_out))} if lesion.any() else None,
                                "thresholded_voxels": int((body & ~kept).sum()),
                                "lesion_wash_in_mean": float(wash_in[lesion].mean()) if lesion.any() else None,
                                "wash_in_sd_by_s0": bands, "maps": {}}
@@ -108,6 +115,7 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
                 img = np.asarray(source[name])[0]
                 smooth = uniform_filter(img, 3)
                 rec["maps"][name]["by_stage"][stage] = {
+                    "range": [float(v) for v in source[name].meta["intensity_range"]],
                     "corr_with_3x3x3_smoothed": _corr(img[body], smooth[body]),
                     "psnr_of_smoothed": float(-10 * np.log10(np.mean((smooth - img) ** 2))),
                     "lesion_mean": float(img[lesion].mean()) if lesion.any() else None}
@@ -131,19 +139,25 @@ def _markdown(result: dict, header: str) -> str:
     lines = [header, ""]
     for rec in result["subjects"]:
         lines += [f"## {rec['subject']} ({rec['body_voxels']} body voxels, {rec['thresholded_voxels']} of them "
-                  f"thresholded; lesion wash-in {rec['lesion_wash_in_mean']:.2f})", "",
-                  "| pre-contrast signal S0 | voxels (body, no lesion) | sd of unthresholded wash-in | thresholded |",
+                  f"thresholded; lesion wash-in {rec['lesion_wash_in_mean']:.2f})", ""]
+        if rec["lesion"]:
+            les = rec["lesion"]
+            lines += [f"Lesion: lowest S0 {les['min_s0_over_threshold']:.2f} x the threshold; wash-in median "
+                      f"{les['wash_in_median']:.2f} (95th percentile {les['wash_in_p95']:.2f}), wash-out median "
+                      f"{les['wash_out_median']:+.2f}.", ""]
+        lines += ["| pre-contrast signal S0 | voxels (body, no lesion) | sd of unthresholded wash-in | thresholded |",
                   "|---|---|---|---|"]
         for b in rec["wash_in_sd_by_s0"]:
             sd = "-" if b["wash_in_sd"] is None else f"{b['wash_in_sd']:.3f}"
             share = "-" if b["thresholded_fraction"] is None else f"{100 * b['thresholded_fraction']:.0f}%"
             lines.append(f"| [{b['s0'][0]}, {b['s0'][1]}) | {b['voxels']} | {sd} | {share} |")
-        lines += ["", "| map | made by | corr. with its 3x3x3 smoothed self | PSNR of the smoothed map (dB) "
-                  "| lesion mean |", "|---|---|---|---|---|"]
+        lines += ["", "| map | made by | range mapped to [0, 1] | corr. with its 3x3x3 smoothed self "
+                  "| PSNR of the smoothed map (dB) | lesion mean |", "|---|---|---|---|---|---|"]
         for name, m in rec["maps"].items():
             for stage, f in m["by_stage"].items():
                 lesion = "-" if f["lesion_mean"] is None else f"{f['lesion_mean']:.2f}"
-                lines.append(f"| {name} | {stage} | {f['corr_with_3x3x3_smoothed']:.2f} | "
+                lines.append(f"| {name} | {stage} | [{f['range'][0]:.2f}, {f['range'][1]:.2f}] | "
+                             f"{f['corr_with_3x3x3_smoothed']:.2f} | "
                              f"{f['psnr_of_smoothed']:.1f} | {lesion} |")
         lines += ["", "Network (maps made the current way):", "",
                   "| map | PSNR by source (dB) | corr. with target by source | corr. of DCE vs T2 predictions |",

@@ -1,6 +1,7 @@
 import math
 
 from experiments.wash_map_noise import S0_BANDS, STAGES, main
+from monai_seq2seq.data import BREAST
 
 
 def test_wash_map_noise_report(tmp_path, one_thread):
@@ -20,6 +21,9 @@ def test_wash_map_noise_report(tmp_path, one_thread):
         # window stops stretching what is left over [0, 1], so a smooth prediction comes far closer
         assert thresholded["corr_with_3x3x3_smoothed"] > before["corr_with_3x3x3_smoothed"] + 0.1
         assert now["psnr_of_smoothed"] > before["psnr_of_smoothed"] + 6
+        assert now["range"] == BREAST.intensity_windows()[name]
+        assert thresholded["range"][1] < now["range"][1] / 2  # percentiles of what is left: set by the noise
         assert set(m["psnr_by_source"]) >= {"DCE", "T2", name} and all(map(math.isfinite, m["psnr_by_source"].values()))
+    assert rec["lesion"]["min_s0_over_threshold"] > 1  # the threshold never removes the lesion
     assert "| WashIn |" in (tmp_path / "wash_map_noise.md").read_text()
     assert (tmp_path / "wash_map_noise.json").stat().st_size > 0
