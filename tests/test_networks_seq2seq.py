@@ -200,3 +200,26 @@ def test_named_sizes_match_the_released_profile():
     assert count(released.temporal_encoder) == pytest.approx(14.2, abs=0.05)
     assert count(released.encoder) == pytest.approx(7.5, abs=0.05)
     assert count(paper) <= 35.8
+
+
+def test_norms_compute_in_float32_under_autocast():
+    from monai_seq2seq.networks.blocks import get_float32_norm_layer
+
+    norm = get_float32_norm_layer("instance", 2, 4)
+    x = torch.randn(2, 4, 8, 8) * 0.01 + 5.0  # nearly constant channels: where bf16 statistics go wrong
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm(x.bfloat16())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.nn.functional.instance_norm(x.bfloat16().float()))
+    assert norm(x).dtype == torch.float32 and list(norm.state_dict()) == []  # keys and class as MONAI's
+
+
+def test_encoder_stem_runs_in_float32_under_autocast():
+    net = Seq2Seq(2, 3, num_sequences=4, **TINY).eval()
+    seen = {}
+    net.encoder.stem.conv.register_forward_hook(lambda m, i, o: seen.update(stem=o.dtype))
+    net.encoder.down1.conv.register_forward_hook(lambda m, i, o: seen.update(down=o.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        pred = net(torch.rand(1, 3, 16, 16) * 2 - 1, 1)
+    assert seen == {"stem": torch.float32, "down": torch.bfloat16}  # the rest stays in bf16
+    assert pred.shape == (1, 3, 16, 16)

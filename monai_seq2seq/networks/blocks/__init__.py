@@ -3,6 +3,7 @@ from .conditional import ConditionalConv, ConditionalConvNormAct, ConditionalNor
 from .conv import ConvNormAct
 from .convlstm import ConvLSTM, ConvLSTMCell
 from .hyperconv import DynamicConv, HyperConv
+from .norm import float32_norm, get_float32_norm_layer
 from .residual import HyperResBlock, ResBlock
 
 __all__ = [
@@ -18,4 +19,6 @@ __all__ = [
     "HyperConv",
     "HyperResBlock",
     "ResBlock",
+    "float32_norm",
+    "get_float32_norm_layer",
 ]

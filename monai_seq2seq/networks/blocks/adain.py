@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Norm
 
+from .norm import float32_norm
+
 __all__ = ["AdaptiveInstanceNorm"]
 
 
@@ -27,7 +29,7 @@ class AdaptiveInstanceNorm(nn.Module):
         self.spatial_dims = spatial_dims
         self.channels = channels
         self.eps = eps
-        self.norm = Norm[Norm.INSTANCE, spatial_dims](channels, affine=False, eps=eps)
+        self.norm = float32_norm(Norm[Norm.INSTANCE, spatial_dims](channels, affine=False, eps=eps))
         self.style = nn.Linear(code_dim, 2 * channels)
         nn.init.zeros_(self.style.weight)
         nn.init.zeros_(self.style.bias)
@@ -41,7 +43,7 @@ class AdaptiveInstanceNorm(nn.Module):
     def fold(self, code: torch.Tensor) -> nn.Module:
         """An affine instance norm equal to ``self(x, code)`` for this one code ((code_dim,) or (1, code_dim))."""
         gamma, beta = self.style(code.reshape(1, -1).to(self.style.weight)).chunk(2, dim=1)
-        norm = Norm[Norm.INSTANCE, self.spatial_dims](self.channels, affine=True, eps=self.eps)
+        norm = float32_norm(Norm[Norm.INSTANCE, self.spatial_dims](self.channels, affine=True, eps=self.eps))
         norm = norm.to(self.style.weight)
         norm.weight.copy_(1 + gamma[0])
         norm.bias.copy_(beta[0])

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv
-from monai.networks.layers.utils import get_act_layer, get_norm_layer
+from monai.networks.layers.utils import get_act_layer
 
 from .adain import AdaptiveInstanceNorm
 from .hyperconv import DynamicConv, HyperConv
+from .norm import get_float32_norm_layer
 
 __all__ = ["Conditioning", "ConditionalConv", "ConditionalNorm", "ConditionalConvNormAct"]
 
@@ -117,7 +118,7 @@ class ConditionalNorm(nn.Module):
         if Conditioning.check(conditioning) == Conditioning.ADAIN:
             self.layer = AdaptiveInstanceNorm(spatial_dims, channels, code_dim)
         else:
-            self.layer = _PlainNorm(get_norm_layer(norm, spatial_dims=spatial_dims, channels=channels))
+            self.layer = _PlainNorm(get_float32_norm_layer(norm, spatial_dims, channels))
 
     def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         return self.layer(x, code)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch.nn as nn
 from monai.networks.layers.factories import Conv
-from monai.networks.layers.utils import get_act_layer, get_norm_layer
+from monai.networks.layers.utils import get_act_layer
+
+from .norm import get_float32_norm_layer
 
 __all__ = ["ConvNormAct"]
 
@@ -46,6 +48,6 @@ class ConvNormAct(nn.Sequential):
             ),
         )
         if norm is not None:
-            self.add_module("norm", get_norm_layer(norm, spatial_dims=spatial_dims, channels=out_channels))
+            self.add_module("norm", get_float32_norm_layer(norm, spatial_dims, out_channels))
         if act is not None:
             self.add_module("act", get_act_layer(act))
