@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/profile_networks.py
 	$(PY) benchmarks/bench_decode.py
+	$(PY) benchmarks/bench_train.py --config small --size 96 --batch-sizes 1 4 --iterations 5
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info .pytest_cache
