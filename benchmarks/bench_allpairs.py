@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=1.0, help="phantom voxel size in mm (1.0: 197x233x189)")
     parser.add_argument("--slices", type=int, default=None, help="central slices to use (default: all)")
     parser.add_argument("--loop-slices", type=int, default=None, help="slices the straightforward loop runs")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=lambda v: v if v == "auto" else int(v), default=32,
+                        help="slabs per call, or 'auto' (planned from measured CUDA memory)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast on the fast path (default: on for CUDA, off for CPU)")

@@ -13,8 +13,11 @@ from tqdm.auto import tqdm
 
 from ..data.protocols import Protocol, get_protocol
 from ..transforms.slabs import constant_samples, pad_to_multiple, slabs_to_volume, volume_to_slabs
+from .planner import cuda_memory_budget, cuda_peak_bytes, plan_batch_size
 
-__all__ = ["Seq2SeqSynthesizer", "cpu_has_native_bf16", "to_channels_last"]
+__all__ = ["AUTO_CPU_BATCH_SIZE", "Seq2SeqSynthesizer", "cpu_has_native_bf16", "to_channels_last"]
+
+AUTO_CPU_BATCH_SIZE = 16
 
 
 def cpu_has_native_bf16() -> bool:
@@ -46,12 +49,15 @@ class Seq2SeqSynthesizer:
     Args:
         network: a :class:`~monai_seq2seq.networks.Seq2Seq` (or anything with its ``encode``/``decode`` API).
         protocol: the protocol the network was trained on (name, file or object).
-        batch_size: slabs per network call (2.5D) or windows per call (3D).
+        batch_size: slabs per network call (2.5D) or windows per call (3D). ``"auto"`` (2.5D on CUDA): the largest
+            batch whose measured peak memory (one encode and the decode of the target with most frames) stays
+            within ``memory_fraction`` of the free GPU memory, planned once per slab shape; on a CPU ``"auto"``
+            means 16 (host memory is not planned); in 3D mode it means 4 windows.
         device: where the network runs; default: the network's device.
         reassembly: ``"middle"`` (centre channel of each slab) or ``"mean"`` (average of overlapping slabs).
         amp: autocast in bfloat16 (CUDA and CPU; norms and the encoder stem stay in float32). On the shipped brain
             weights the outputs differ from float32 by 2e-3 on average, at most 0.07, in [0, 1]. On a CPU the
-            gain depends on the chip (``benchmarks/RESULTS.md``: 2x on an AMD EPYC with AVX512-BF16, slower than
+            gain depends on the chip (``benchmarks/RESULTS.md``: 1.7-2x on an AMD EPYC with AVX512-BF16, slower than
             float32 on an Intel Xeon with AVX512-BF16 and no AMX); without bf16 instructions it is emulated and
             slow, and a warning says so.
         progress: show a tqdm progress bar.
@@ -61,13 +67,14 @@ class Seq2SeqSynthesizer:
         channels_last: channels-last memory format on CUDA (faster convolutions on tensor cores).
         compile: wrap the encoder and decoders in ``torch.compile`` with weight freezing: the weights at the first
             call are compiled in as constants, so load them before synthesising (the synthesiser never trains).
+        memory_fraction: share of the free GPU memory ``batch_size="auto"`` plans for.
     """
 
     def __init__(
         self,
         network: torch.nn.Module,
         protocol: str | Protocol,
-        batch_size: int = 16,
+        batch_size: int | str = 16,
         device: str | torch.device | None = None,
         reassembly: str = "middle",
         amp: bool = False,
@@ -76,6 +83,7 @@ class Seq2SeqSynthesizer:
         fold: bool = True,
         channels_last: bool = True,
         compile: bool = False,
+        memory_fraction: float = 0.8,
     ) -> None:
         self.network = network.eval()
         self.protocol = get_protocol(protocol)
@@ -84,7 +92,13 @@ class Seq2SeqSynthesizer:
                 f"the network knows {network.num_sequences} sequences, protocol {self.protocol.name!r} has "
                 f"{len(self.protocol)}."
             )
-        self.batch_size = int(batch_size)
+        if batch_size != "auto" and not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
+        if not 0.0 < memory_fraction <= 1.0:
+            raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction}.")
+        self.batch_size = batch_size
+        self.memory_fraction = float(memory_fraction)
+        self._planned: dict[tuple[int, ...], int] = {}
         self.device = torch.device(device) if device is not None else next(network.parameters()).device
         self.network.to(self.device)
         self.reassembly = reassembly
@@ -139,20 +153,53 @@ class Seq2SeqSynthesizer:
         return nullcontext()
 
     # ---- 2.5D -------------------------------------------------------------------------------------------
-    def _encode_batches(self, volume: torch.Tensor):
-        """Yield (padded size info, representation, empty) per batch of slabs of one source.
+    def _padded_slabs(self, volume: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """(Z, T, C, X, Y) slabs in [-1, 1] padded to the network's multiple, the padding info, constant slabs."""
+        slabs = volume_to_slabs(volume * 2 - 1, self.context)
+        empty = constant_samples(slabs)
+        slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
+        return slabs, size, empty
+
+    def _encode_batches(self, volume: torch.Tensor, step: int | None = None):
+        """Yield (padded size info, representation, empty) per batch of ``step`` slabs (default: planned).
 
         ``empty`` (B,) bool marks constant slabs (all background). Through InstanceNorm every constant input gives
         the same features whatever its value, so the network's output there carries nothing about the input
         (and the trainer never trains on such crops): :meth:`_blank` sets it to background.
         """
-        slabs = volume_to_slabs(volume * 2 - 1, self.context)  # (Z, T, C, X, Y)
-        empty = constant_samples(slabs)
-        slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
-        for start in range(0, slabs.shape[0], self.batch_size):
-            batch = slabs[start : start + self.batch_size].to(self.device, non_blocking=True)
+        slabs, size, empty = self._padded_slabs(volume)
+        step = self.slab_batch_size(slabs) if step is None else step
+        for start in range(0, slabs.shape[0], step):
+            batch = slabs[start : start + step].to(self.device, non_blocking=True)
             with self._autocast():
-                yield size, self._encode(batch), empty[start : start + self.batch_size]
+                yield size, self._encode(batch), empty[start : start + step]
+
+    def slab_batch_size(self, slabs: torch.Tensor) -> int:
+        """Slabs per call for these (Z, T, C, X, Y) padded slabs: ``batch_size``, or planned for ``"auto"``."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        if self.device.type != "cuda":
+            return AUTO_CPU_BATCH_SIZE
+        key = tuple(slabs.shape[1:])
+        if key not in self._planned:
+            budget = cuda_memory_budget(self.device, self.memory_fraction)
+            self._planned[key] = plan_batch_size(lambda b: self._peak_bytes(slabs[:1], b), budget, slabs.shape[0])
+        return self._planned[key]
+
+    def _peak_bytes(self, slab: torch.Tensor, batch: int) -> int:
+        """Peak CUDA memory of encoding ``batch`` copies of ``slab`` and decoding the target with most frames.
+
+        Eager and unfolded (no compilation per trial shape); folding and compiling need no more memory.
+        """
+        target = max(range(len(self.protocol)), key=lambda j: self.protocol[j].frames)
+        code, indices = self.network.condition_code(target)
+        x = slab.expand(batch, *slab.shape[1:]).contiguous().to(self.device)
+
+        def run():
+            with torch.inference_mode(), self._autocast():
+                return self.network.decode(self.network.encode(x), code, self.network.frames_of(indices))
+
+        return cuda_peak_bytes(run, self.device)
 
     @staticmethod
     def _blank(pred: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
@@ -270,7 +317,9 @@ class Seq2SeqSynthesizer:
             return self.all_pairs(volumes, [target], sources)[target][sources[0]]
         if self.spatial_dims == 3:
             raise NotImplementedError("multi-source fusion is implemented for 2.5D networks.")
-        streams = [self._encode_batches(volumes[s]) for s in sources]
+        # one step for all sources, so that their batches line up slab by slab
+        step = min(self.slab_batch_size(self._padded_slabs(volumes[s])[0]) for s in sources)
+        streams = [self._encode_batches(volumes[s], step) for s in sources]
         pieces, size = [], None
         for batches in zip(*streams, strict=True):
             size = batches[0][0]
@@ -289,13 +338,14 @@ class Seq2SeqSynthesizer:
         from monai.inferers import sliding_window_inference
 
         index = self.protocol.index(target)
+        windows = 4 if self.batch_size == "auto" else int(self.batch_size)
 
         def predictor(window: torch.Tensor) -> torch.Tensor:  # (B, T, x, y, z) -> (B, T_out, x, y, z)
             return self._blank(self.network(window.unsqueeze(2), index).squeeze(2), constant_samples(window))
 
         with self._autocast():
             pred = sliding_window_inference(
-                (volume[None] * 2 - 1).to(self.device), self.roi_size, self.batch_size, predictor, overlap=0.25,
+                (volume[None] * 2 - 1).to(self.device), self.roi_size, windows, predictor, overlap=0.25,
                 mode="gaussian",
             )
         return ((pred[0].float().cpu() + 1) / 2).clamp(0, 1)
@@ -307,6 +357,7 @@ class Seq2SeqSynthesizer:
             "context_slices": self.context,
             "reassembly": self.reassembly,
             "batch_size": self.batch_size,
+            "planned_batch_sizes": [{"slab_shape": list(k), "batch_size": v} for k, v in self._planned.items()],
             "device": str(self.device),
             "amp_bf16": bool(self.amp and self.device.type in ("cuda", "cpu")),
             "folded_decoders": self.fold,
