@@ -82,3 +82,39 @@ def test_fusion_of_sources_with_different_planned_batches_lines_up(monkeypatch):
     auto = Seq2SeqSynthesizer(net, "breast", batch_size="auto", progress=False)
     monkeypatch.setattr(auto, "slab_batch_size", lambda slabs: 3 if slabs.shape[1] == 1 else 2)
     torch.testing.assert_close(auto.synthesize(vols, "T2"), reference, atol=1e-5, rtol=1e-5)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_planned_batch_stays_within_a_tight_budget():
+    from monai_seq2seq.inference.planner import cuda_peak_bytes
+
+    synth = Seq2SeqSynthesizer(build_seq2seq("small", protocol="brain"), "brain", batch_size="auto", device="cuda",
+                               progress=False)
+    slab = torch.rand(1, 1, 3, 128, 128) * 2 - 1
+    one = synth._peak_bytes(slab, 1)
+    budget = 6 * one
+    planned = plan_batch_size(lambda b: synth._peak_bytes(slab, b), budget, 512)
+    print(f"peak at batch 1: {one / 2**20:.1f} MiB; planned {planned} for a budget of {budget / 2**20:.1f} MiB")
+    assert 2 <= planned < 512
+    assert synth._peak_bytes(slab, planned) <= budget
+    assert cuda_peak_bytes(lambda: torch.empty(2**20, device="cuda"), torch.device("cuda")) >= 4 * 2**20
+
+
+@needs_cuda
+def test_cuda_auto_batch_gives_the_cpu_result():
+    import copy
+
+    torch.manual_seed(0)
+    net = build_seq2seq("tiny", protocol="breast")
+    vols = {"T1": torch.rand(1, 64, 64, 40), "DWI": torch.rand(4, 64, 64, 40)}
+    ref = Seq2SeqSynthesizer(net, "breast", batch_size=8, device="cpu", progress=False).all_pairs(vols, ["DCE"])
+    auto = Seq2SeqSynthesizer(copy.deepcopy(net), "breast", batch_size="auto", device="cuda", progress=False,
+                              memory_fraction=0.5)
+    got = auto.all_pairs(vols, ["DCE"])
+    planned = auto.describe()["planned_batch_sizes"]
+    assert len(planned) == 2 and all(1 <= p["batch_size"] <= 40 for p in planned)
+    for source in vols:  # TF32 convolutions on CUDA
+        torch.testing.assert_close(got["DCE"][source], ref["DCE"][source], atol=2e-3, rtol=2e-3)
