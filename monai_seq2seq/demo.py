@@ -122,7 +122,7 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
 
     t0 = time.perf_counter()
     synth = _workflow(bundle_dir / "configs" / "inference.json", bundle_dir, output_dir=str(out_dir / "synthesis"),
-                      **{**common, "num_subjects": 1})
+                      **{**common, "num_subjects": 1, "overwrite": True})  # the demo's own outputs: reruns replace them
     synth.run()
     synth.finalize()
     t_synth = time.perf_counter() - t0

@@ -23,6 +23,8 @@ def test_demo_writes_report_summary_and_outputs(tmp_path):
     assert list((tmp_path / "synthesis").rglob("*_synthetic.nii.gz"))
     for figure in ("adjacency.png", "ranks.png"):
         assert (tmp_path / "differentiation" / figure).stat().st_size > 1000
+    again = run_demo(out=str(tmp_path), subjects=1, spacing=4.0)  # `make demo` twice: the rerun replaces its outputs
+    assert again["ranking"] == summary["ranking"]
 
 
 def test_demo_refuses_a_folder_that_is_not_a_bundle(tmp_path):

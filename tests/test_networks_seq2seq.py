@@ -211,7 +211,7 @@ def test_norms_compute_in_float32_under_autocast():
         out = norm(x.bfloat16())
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, torch.nn.functional.instance_norm(x.bfloat16().float()))
-    assert norm(x).dtype == torch.float32 and list(norm.state_dict()) == []  # keys and class as MONAI's
+    assert norm(x).dtype == torch.float32 and type(norm) is torch.nn.InstanceNorm2d  # MONAI's class, same keys
 
 
 def test_encoder_stem_runs_in_float32_under_autocast():

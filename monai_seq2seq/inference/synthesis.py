@@ -102,7 +102,7 @@ class Seq2SeqSynthesizer:
         self.device = torch.device(device) if device is not None else next(network.parameters()).device
         self.network.to(self.device)
         self.reassembly = reassembly
-        self.amp = bool(amp)
+        self.amp = bool(amp) and self.device.type in ("cuda", "cpu")
         if self.amp and self.device.type == "cpu" and not cpu_has_native_bf16():
             warnings.warn("amp=True on a CPU without native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and slower "
                           "than float32 here; pass amp=False.", stacklevel=2)
@@ -148,7 +148,7 @@ class Seq2SeqSynthesizer:
         return list(self.protocol.names) if targets is None else [self.protocol.canonical(t) for t in targets]
 
     def _autocast(self):
-        if self.amp and self.device.type in ("cuda", "cpu"):
+        if self.amp:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
@@ -160,14 +160,16 @@ class Seq2SeqSynthesizer:
         slabs, size = pad_to_multiple(slabs, self.network.downsample_factor)
         return slabs, size, empty
 
-    def _encode_batches(self, volume: torch.Tensor, step: int | None = None):
+    def _encode_batches(self, volume: torch.Tensor, prepared: tuple | None = None, step: int | None = None):
         """Yield (padded size info, representation, empty) per batch of ``step`` slabs (default: planned).
+
+        ``prepared``: the volume's :meth:`_padded_slabs`, when the caller has them already.
 
         ``empty`` (B,) bool marks constant slabs (all background). Through InstanceNorm every constant input gives
         the same features whatever its value, so the network's output there carries nothing about the input
         (and the trainer never trains on such crops): :meth:`_blank` sets it to background.
         """
-        slabs, size, empty = self._padded_slabs(volume)
+        slabs, size, empty = self._padded_slabs(volume) if prepared is None else prepared
         step = self.slab_batch_size(slabs) if step is None else step
         for start in range(0, slabs.shape[0], step):
             batch = slabs[start : start + step].to(self.device, non_blocking=True)
@@ -318,8 +320,9 @@ class Seq2SeqSynthesizer:
         if self.spatial_dims == 3:
             raise NotImplementedError("multi-source fusion is implemented for 2.5D networks.")
         # one step for all sources, so that their batches line up slab by slab
-        step = min(self.slab_batch_size(self._padded_slabs(volumes[s])[0]) for s in sources)
-        streams = [self._encode_batches(volumes[s], step) for s in sources]
+        prepared = [self._padded_slabs(volumes[s]) for s in sources]
+        step = min(self.slab_batch_size(p[0]) for p in prepared)
+        streams = [self._encode_batches(volumes[s], p, step) for s, p in zip(sources, prepared, strict=True)]
         pieces, size = [], None
         for batches in zip(*streams, strict=True):
             size = batches[0][0]
@@ -359,7 +362,7 @@ class Seq2SeqSynthesizer:
             "batch_size": self.batch_size,
             "planned_batch_sizes": [{"slab_shape": list(k), "batch_size": v} for k, v in self._planned.items()],
             "device": str(self.device),
-            "amp_bf16": bool(self.amp and self.device.type in ("cuda", "cpu")),
+            "amp_bf16": self.amp,
             "folded_decoders": self.fold,
             "channels_last": self.channels_last,
             "compiled": self.compile,
