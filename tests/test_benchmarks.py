@@ -21,10 +21,11 @@ def test_bench_train_measures_brain_and_breast_steps(capsys):
                           "--warmup", "1", "--disc-channels", "4", "--breast", "--breast-size", "32",
                           "--device", "cpu"])
     assert [(r["protocol"], r["batch"], r["amp"]) for r in results] == [
-        ("brain", 1, False), ("brain", 2, False), ("breast", 1, False)]
+        ("brain", 1, False), ("brain", 2, False), ("brain", 1, True), ("brain", 2, True),
+        ("breast", 1, False), ("breast", 1, True)]
     assert all(r["it_s"] > 0 for r in results)
     out = capsys.readouterr().out
-    assert "it/s" in out and "AMP: CUDA only" in out
+    assert "it/s" in out and "brain batch 2: AMP bf16 / float32 = " in out and "peak memory: CUDA only" in out
 
 
 @pytest.mark.parametrize("limit,largest", [(256, 16), (8, 8), (0, 0)])

@@ -162,9 +162,9 @@ def test_cpu_bf16_autocast_agrees_with_float32(protocol):
 
 
 def test_cpu_bf16_without_instructions_warns(monkeypatch):
-    import monai_seq2seq.inference.synthesis as synthesis
+    import monai_seq2seq.precision as precision
 
-    monkeypatch.setattr(synthesis, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(UserWarning, match="emulated"):
         Seq2SeqSynthesizer(build_seq2seq("tiny", protocol="brain"), "brain", progress=False, amp=True)
 

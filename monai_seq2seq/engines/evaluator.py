@@ -13,6 +13,7 @@ from monai.engines import Evaluator
 from monai.inferers import Inferer, SimpleInferer
 from monai.metrics import PSNRMetric, SSIMMetric
 
+from ..precision import resolve_autocast
 from .batching import MASK_KEY
 
 __all__ = ["Seq2SeqEvaluator", "PairMetric", "pair_metrics", "DATA_RANGE"]
@@ -97,7 +98,7 @@ class Seq2SeqEvaluator(Evaluator):
         include_self: also run self-reconstructions ``i -> i``.
         key_val_metric, additional_metrics: e.g. from :func:`pair_metrics`.
         val_handlers: handlers (``CheckpointSaver`` of the best generator, stats...).
-        amp: autocast (bfloat16) on CUDA.
+        amp: bfloat16 autocast (CUDA or CPU).
         mask_key: availability-mask key.
         inferer: runs the network, ``inferer(x, network, target)`` (default ``SimpleInferer``).
 
@@ -118,13 +119,14 @@ class Seq2SeqEvaluator(Evaluator):
         self.sequence_keys = list(sequence_keys)
         self.include_self = include_self
         self.mask_key = mask_key
-        self.use_amp = bool(amp) and self.state.device.type == "cuda"
+        self.use_amp = resolve_autocast(self.state.device, amp, torch.bfloat16)
 
     def _iteration(self, engine: Seq2SeqEvaluator, batchdata: dict[str, Any]) -> dict:
         mask = torch.as_tensor(batchdata[self.mask_key]).to(torch.bool)
         pairs = []
         engine.network.eval()
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=engine.use_amp):
+        autocast = torch.autocast(engine.state.device.type, dtype=torch.bfloat16, enabled=engine.use_amp)
+        with torch.no_grad(), autocast:
             for i, src in enumerate(engine.sequence_keys):
                 for j, tgt in enumerate(engine.sequence_keys):
                     if i == j and not engine.include_self:

@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..losses import Seq2SeqLoss
+from ..precision import resolve_autocast, warn_if_emulated_bf16
 from ..transforms.slabs import constant_samples
 from .batching import MASK_KEY
 from .state import RNGState
@@ -78,8 +79,8 @@ class Seq2SeqTrainer(Trainer):
         epoch_length: iterations per epoch (default: ``len(train_data_loader)``).
         self_recon_prob: probability that ``j == i``. ``None``: uniform over all available ordered pairs
             (``1 / n_available``), as the paper's sum over ``i, j`` in eq. 1.
-        amp: mixed precision on CUDA (ignored on CPU). ``amp_dtype``: ``"bfloat16"`` (no scaler) or
-            ``"float16"`` (with ``GradScaler``s).
+        amp: mixed precision (autocast). ``amp_dtype``: ``"bfloat16"`` (no scaler; CUDA or CPU, where it pays on
+            chips with AVX512-BF16/AMX) or ``"float16"`` (CUDA only, with ``GradScaler``s).
         accumulation_steps: optimizer steps every this many iterations (losses scaled by its inverse).
         ema_decay: keep an exponential moving average of the generator weights (``None``: off).
         train_handlers: ignite/MONAI handlers.
@@ -156,11 +157,11 @@ class Seq2SeqTrainer(Trainer):
         self.accumulation_steps = int(accumulation_steps)
         self.mask_key = mask_key
         self.optim_set_to_none = optim_set_to_none
-        on_cuda = self.state.device is not None and self.state.device.type == "cuda"
-        if amp and not on_cuda:
-            logger.info("AMP requested but the device is %s: training in float32.", self.state.device)
-        self.use_amp = bool(amp) and on_cuda
         self.amp_dtype = torch.bfloat16 if amp_dtype == "bfloat16" else torch.float16
+        self.use_amp = resolve_autocast(self.state.device, amp, self.amp_dtype)
+        self.autocast_device = "cpu" if self.state.device is None else self.state.device.type
+        if self.use_amp:
+            warn_if_emulated_bf16(torch.device(self.autocast_device), "Seq2SeqTrainer(amp=True)")
         fp16 = self.use_amp and self.amp_dtype == torch.float16
         self.g_scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.d_scaler = torch.amp.GradScaler("cuda") if fp16 else None
@@ -221,7 +222,7 @@ class Seq2SeqTrainer(Trainer):
         return int(pair[0]), int(pair[1])
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.use_amp)
+        return torch.autocast(self.autocast_device, dtype=self.amp_dtype, enabled=self.use_amp)
 
     def _step(self, loss, optimizer, scaler, params_owner: nn.Module, boundary: bool) -> None:
         if scaler is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -12,20 +11,13 @@ from monai.utils import convert_to_tensor
 from tqdm.auto import tqdm
 
 from ..data.protocols import Protocol, get_protocol
+from ..precision import warn_if_emulated_bf16
 from ..transforms.slabs import constant_samples, pad_to_multiple, slabs_to_volume, volume_to_slabs
 from .planner import cuda_memory_budget, cuda_peak_bytes, plan_batch_size
 
-__all__ = ["AUTO_CPU_BATCH_SIZE", "Seq2SeqSynthesizer", "cpu_has_native_bf16", "to_channels_last"]
+__all__ = ["AUTO_CPU_BATCH_SIZE", "Seq2SeqSynthesizer", "to_channels_last"]
 
 AUTO_CPU_BATCH_SIZE = 16
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX); without them oneDNN emulates bf16."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # older torch without the probes
-        return False
 
 
 def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
@@ -103,9 +95,8 @@ class Seq2SeqSynthesizer:
         self.network.to(self.device)
         self.reassembly = reassembly
         self.amp = bool(amp) and self.device.type in ("cuda", "cpu")
-        if self.amp and self.device.type == "cpu" and not cpu_has_native_bf16():
-            warnings.warn("amp=True on a CPU without native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and slower "
-                          "than float32 here; pass amp=False.", stacklevel=2)
+        if self.amp:
+            warn_if_emulated_bf16(self.device, "Seq2SeqSynthesizer(amp=True)")
         self.progress = progress
         self.roi_size = tuple(roi_size)
         self.spatial_dims = int(getattr(network, "spatial_dims", 2))
