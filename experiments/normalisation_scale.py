@@ -7,27 +7,64 @@ matter, and the normalised T1Gd is nearly a copy of T1. Which case a subject is 
 pre-contrast relaxation equals the non-enhancing tumour's), so the identity baseline "T1Gd := T1" is either
 nearly perfect or far off, while a network has to guess the scale. This command prints both, per subject.
 
+It also prints what copying would score if T1Gd were brought to T1's scale (the least-squares factor over the
+brain outside ET, an oracle: it looks at T1Gd), which is what a normalisation that ignores the enhancement would
+give; and with ``--network``, the shipped brain weights' T1 -> T1Gd as synthesised, with the same oracle factor
+applied to the synthesis, and their T1 -> T1 self-reconstruction (the network's fidelity ceiling on this
+phantom). PSNR over the whole volume in the [0, 1] normalised space, as ``configs/evaluate.json``.
+
 Usage::
 
     python -m experiments.normalisation_scale --subjects 4 --seed 1000
+    python -m experiments.normalisation_scale --subjects 4 --seed 1000 --network
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import torch
 
-__all__ = ["measure", "main"]
+__all__ = ["BRAIN_BUNDLE", "psnr_db", "outside_et_scale", "measure", "main"]
+
+BRAIN_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_brain"
 
 
-def measure(subjects: int = 4, seed: int = 1000, spacing: float = 2.0) -> list[dict]:
-    """Per subject: ET fraction of the brain, 99.5th percentile / median of T1 and T1Gd, identity PSNR (dB)."""
+def psnr_db(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR (dB) of two [0, 1] volumes, data range 1."""
+    return -10 * math.log10(float(((pred.double() - target.double()) ** 2).mean()))
+
+
+def outside_et_scale(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Least-squares factor ``a`` of ``target ~ a * source`` over ``mask``."""
+    s, t = source[mask].double(), target[mask].double()
+    return float((s * t).sum() / (s * s).sum())
+
+
+def _synthesizer(weights: str | None, sha256: str | None, device: str):
+    from monai_seq2seq.inference import Seq2SeqSynthesizer
+    from monai_seq2seq.networks import build_seq2seq
+    from monai_seq2seq.zoo.integrity import load_weights
+
+    path = Path(weights) if weights else BRAIN_BUNDLE / "models" / "model.pt"
+    network = build_seq2seq("small", "C", protocol="brain")
+    bundle = None if sha256 else BRAIN_BUNDLE
+    network.load_state_dict(load_weights(path, sha256=sha256, bundle_dir=bundle))
+    return Seq2SeqSynthesizer(network.eval(), protocol="brain", device=device, progress=False)
+
+
+def measure(subjects: int = 4, seed: int = 1000, spacing: float = 2.0, network: bool = False,
+            weights: str | None = None, weights_sha256: str | None = None, device: str = "cpu") -> list[dict]:
+    """Per subject: ET fraction of the brain, 99.5th percentile / median of T1 and T1Gd, identity PSNR (dB) as is
+    and with T1Gd at T1's scale; with ``network``: the synthesis' PSNR as is and at the oracle scale, and T1 -> T1.
+    """
     from experiments.common import brain_normalise
     from monai_seq2seq.data.phantoms import BrainPhantomCohort
 
     normalise = brain_normalise(["T1", "T1Gd"])  # the brain bundles' normalisation
+    synthesizer = _synthesizer(weights, weights_sha256, device) if network else None
     rows = []
     for i, sample in enumerate(BrainPhantomCohort(subjects, seed=seed, spacing=spacing)):
         sample = dict(sample)
@@ -38,11 +75,21 @@ def measure(subjects: int = 4, seed: int = 1000, spacing: float = 2.0) -> list[d
             values = torch.as_tensor(sample[name])[brain].double()
             ratio[name] = float(torch.quantile(values, 0.995) / values.median())
         norm = normalise(sample)
-        mse = float(((torch.as_tensor(norm["T1"]) - torch.as_tensor(norm["T1Gd"])) ** 2).mean())
-        et_percent = 100 * float((label == 4).sum() / brain.sum())
-        rows.append({"subject": str(sample.get("subject", i)), "et_percent": et_percent,
-                     "p995_over_median_T1": ratio["T1"], "p995_over_median_T1Gd": ratio["T1Gd"],
-                     "identity_psnr_db": -10 * math.log10(mse)})
+        t1, t1gd = (torch.as_tensor(norm[k]).float() for k in ("T1", "T1Gd"))
+        outside = (brain & (label != 4)).reshape(t1.shape)
+        scale = outside_et_scale(t1, t1gd, outside)
+        row = {"subject": str(sample.get("subject", i)), "et_percent": 100 * float((label == 4).sum() / brain.sum()),
+               "p995_over_median_T1": ratio["T1"], "p995_over_median_T1Gd": ratio["T1Gd"],
+               "t1gd_over_t1_outside_et": scale, "identity_psnr_db": psnr_db(t1, t1gd),
+               "identity_at_t1_scale_psnr_db": psnr_db(t1, (t1gd / scale).clamp(0, 1))}
+        if synthesizer is not None:
+            pred = synthesizer.all_pairs({"T1": t1}, targets=["T1Gd", "T1"])
+            synth = pred["T1Gd"]["T1"]
+            oracle = outside_et_scale(synth, t1gd, outside)
+            row.update(network_psnr_db=psnr_db(synth, t1gd),
+                       network_oracle_scale_psnr_db=psnr_db((synth * oracle).clamp(0, 1), t1gd),
+                       network_self_psnr_db=psnr_db(pred["T1"]["T1"], t1))
+        rows.append(row)
     return rows
 
 
@@ -52,13 +99,24 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--subjects", type=int, default=4)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--spacing", type=float, default=2.0)
+    p.add_argument("--network", action="store_true", help="also the shipped brain weights (or --weights)")
+    p.add_argument("--weights", default=None, help="a generator state dict (default: the brain bundle's)")
+    p.add_argument("--weights_sha256", default=None, help="its sha256 (required for a file outside the bundle)")
+    p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
-    rows = measure(a.subjects, a.seed, a.spacing)
-    print("| subject | ET (% of brain) | T1 p99.5 / median | T1Gd p99.5 / median | identity T1 -> T1Gd PSNR (dB) |")
-    print("|---|---|---|---|---|")
+    rows = measure(a.subjects, a.seed, a.spacing, a.network or a.weights is not None, a.weights, a.weights_sha256,
+                   a.device)
+    head = ("| subject | ET (% of brain) | T1 p99.5 / median | T1Gd p99.5 / median | T1Gd / T1 outside ET | "
+            "identity T1 -> T1Gd PSNR (dB) | identity, T1Gd at T1's scale (oracle) |")
+    cols = ["et_percent", "p995_over_median_T1", "p995_over_median_T1Gd", "t1gd_over_t1_outside_et",
+            "identity_psnr_db", "identity_at_t1_scale_psnr_db"]
+    if "network_psnr_db" in rows[0]:
+        head += " network T1 -> T1Gd | network, oracle scale | network T1 -> T1 |"
+        cols += ["network_psnr_db", "network_oracle_scale_psnr_db", "network_self_psnr_db"]
+    print(head)
+    print("|---" * (len(cols) + 1) + "|")
     for r in rows:
-        print(f"| {r['subject']} | {r['et_percent']:.2f} | {r['p995_over_median_T1']:.2f} | "
-              f"{r['p995_over_median_T1Gd']:.2f} | {r['identity_psnr_db']:.1f} |")
+        print(f"| {r['subject']} | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
     return rows
 
 
