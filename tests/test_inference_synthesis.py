@@ -173,8 +173,8 @@ def test_cpu_bf16_without_instructions_warns(monkeypatch):
     not torch.cuda.is_available(), reason="needs a CUDA device"))])
 def test_bf16_on_the_shipped_brain_weights_within_tolerance(device):
     """The bf16 fast path on trained weights, edge slices included (a slab with a few brain voxels is where bf16
-    rounding used to take outputs 0.97 off): stated tolerance mean 5e-3, max 0.1 in [0, 1] against float32 on
-    the CPU."""
+    rounding used to take outputs 0.97 off, and a drifted conv bias before an instance norm 0.17): stated
+    tolerance mean 1e-3, max 0.05 in [0, 1] against float32 on the CPU (measured: 2e-4, 0.018)."""
     from pathlib import Path
 
     from monai_seq2seq.data.phantoms import BrainPhantomCohort
@@ -197,4 +197,4 @@ def test_bf16_on_the_shipped_brain_weights_within_tolerance(device):
         for source in names:
             diff = (bf16[target][source] - fp32[target][source]).abs()
             print(f"{source} -> {target}: mean {diff.mean():.2e}, max {diff.max():.2e}")
-            assert diff.mean() < 5e-3 and diff.max() < 0.1
+            assert diff.mean() < 1e-3 and diff.max() < 0.05

@@ -47,8 +47,10 @@ class Seq2SeqSynthesizer:
             means 16 (host memory is not planned); in 3D mode it means 4 windows.
         device: where the network runs; default: the network's device.
         reassembly: ``"middle"`` (centre channel of each slab) or ``"mean"`` (average of overlapping slabs).
-        amp: autocast in bfloat16 (CUDA and CPU; norms and the encoder stem stay in float32). On the shipped brain
-            weights the outputs differ from float32 by 2e-3 on average, at most 0.07, in [0, 1]. On a CPU the
+        amp: autocast in bfloat16 (CUDA and CPU; norms and the encoder stem stay in float32, and conv biases that an
+            instance norm cancels are left out). On the shipped brain weights the outputs differ from float32 by
+            2e-4 on average, at most 0.02, in [0, 1] (edge slabs of a phantom subject, measured by
+            ``tests/test_inference_synthesis.py``, which prints them with ``pytest -s``). On a CPU the
             gain depends on the chip (``benchmarks/RESULTS.md``: 1.7-2x on an AMD EPYC with AVX512-BF16, slower than
             float32 on an Intel Xeon with AVX512-BF16 and no AMX); without bf16 instructions it is emulated and
             slow, and a warning says so.

@@ -127,17 +127,20 @@ class HyperConv(nn.Module):
             return F.conv2d(x, weight, bias, list(self.stride), padding, [1, 1], groups)
         return F.conv3d(x, weight, bias, list(self.stride), padding, [1, 1, 1], groups)
 
-    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, code: torch.Tensor, add_bias: bool = True) -> torch.Tensor:
         """Apply the code-specific convolution.
 
         Args:
             x: (B, in_channels, *spatial).
             code: (B, code_dim), one code per sample, or (1, code_dim) shared by the batch.
+            add_bias: ``False`` leaves the bias out (for a caller whose instance norm would cancel it).
 
         Returns:
             (B, out_channels, *spatial_out).
         """
         weight, bias = self.kernels(code)
+        if not add_bias:
+            bias = None
         if code.shape[0] == 1:
             return self._conv(x, weight[0], None if bias is None else bias[0], 1)
         batch = x.shape[0]
@@ -154,14 +157,17 @@ class HyperConv(nn.Module):
         return y.reshape([batch, self.out_channels] + list(y.shape[2:]))
 
     @torch.no_grad()
-    def fold(self, code: torch.Tensor) -> nn.Module:
-        """A plain convolution module giving the same output as ``self(x, code)`` for this one code.
+    def fold(self, code: torch.Tensor, add_bias: bool = True) -> nn.Module:
+        """A plain convolution module giving the same output as ``self(x, code, add_bias)`` for this one code.
 
         Args:
             code: (code_dim,) or (1, code_dim).
+            add_bias: ``False`` folds a convolution without bias.
         """
         code = code.reshape(1, -1).to(self.weight_bank)
         weight, bias = self.kernels(code)
+        if not add_bias:
+            bias = None
         conv_type = Conv[Conv.CONV, self.spatial_dims]
         conv = conv_type(
             self.in_channels,
