@@ -139,11 +139,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                         args.disc_channels)
             results.append({"protocol": "brain", "size": args.size, **r})
             print(_line(f"brain {args.size}x{args.size} {'AMP bf16' if r['amp'] else 'float32'}", r))
-    for batch in sorted({r["batch"] for r in results}):
-        fp32 = [r["it_s"] for r in results if r["batch"] == batch and not r["amp"]]
-        bf16 = [r["it_s"] for r in results if r["batch"] == batch and r["amp"]]
-        if fp32 and bf16:
-            print(f"brain batch {batch}: AMP bf16 / float32 = {bf16[0] / fp32[0]:.2f}x")
+    _print_ratios(results, "brain")
     if not cuda:
         print("peak memory: CUDA only")
     if args.breast:
@@ -152,7 +148,18 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                         1, args.disc_channels)
             results.append({"protocol": "breast", "size": args.breast_size, **r})
             print(_line(f"breast 6x{args.breast_size}x{args.breast_size} {'AMP bf16' if r['amp'] else 'float32'}", r))
+        _print_ratios(results, "breast")
     return results
+
+
+def _print_ratios(results: list[dict], protocol: str) -> None:
+    """The AMP / float32 speed ratio of each batch size measured in both precisions."""
+    mine = [r for r in results if r["protocol"] == protocol]
+    for batch in sorted({r["batch"] for r in mine}):
+        fp32 = [r["it_s"] for r in mine if r["batch"] == batch and not r["amp"]]
+        bf16 = [r["it_s"] for r in mine if r["batch"] == batch and r["amp"]]
+        if fp32 and bf16:
+            print(f"{protocol} batch {batch}: AMP bf16 / float32 = {bf16[0] / fp32[0]:.2f}x")
 
 
 if __name__ == "__main__":

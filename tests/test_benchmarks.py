@@ -26,6 +26,7 @@ def test_bench_train_measures_brain_and_breast_steps(capsys):
     assert all(r["it_s"] > 0 for r in results)
     out = capsys.readouterr().out
     assert "it/s" in out and "brain batch 2: AMP bf16 / float32 = " in out and "peak memory: CUDA only" in out
+    assert "breast batch 1: AMP bf16 / float32 = " in out
 
 
 @pytest.mark.parametrize("limit,largest", [(256, 16), (8, 8), (0, 0)])

@@ -183,10 +183,10 @@ class ConditionalConvNormAct(nn.Module):
             ConditionalNorm(spatial_dims, out_channels, norm, code_dim, conditioning) if norm is not None else None
         )
         self.act = get_act_layer(act) if act is not None else nn.Identity()
-        # An instance norm subtracts the per-channel mean, so the conv bias cancels exactly. It is left out: in
-        # bf16 a large trained bias (it gets no gradient and can drift) would be rounded with the output before
-        # the norm subtracts it, and the rounding error scaled up by mean/std (measured on the shipped brain
-        # weights: a bias near 24 against a standard deviation near 0.5 put bf16 outputs up to 0.17 off in [0, 1]).
+        # An instance norm subtracts the per-channel mean, so the conv bias cancels exactly. It is left out: its
+        # gradient is rounding noise, which Adam scales up to full steps, so a trained bias drifts; in bf16 it would
+        # be rounded with the output before the norm subtracts it, and the rounding error scaled up by mean/std
+        # (shipped brain weights: a bias near 24 against a std near 0.5 put bf16 outputs up to 0.17 off in [0, 1]).
         self.bias_cancels = self.norm is not None and self.norm.cancels_bias
 
     def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
