@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from experiments.common import machine
+from monai_seq2seq.data.phantoms.toy import TOY_SPLITS
 from monai_seq2seq.data.protocols import Protocol, SequenceSpec
 
 __all__ = [
@@ -504,7 +505,8 @@ def _peak(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device: str = "cpu", seed: int = 0,
                    command: str = "", include_self: bool = True, network: str | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, train_sizes: list[int] | None = None,
+                   n_val: int | None = None) -> dict[str, Any]:
     """Run the experiment and write ``fig4_toy.{md,json,png}`` into ``out``.
 
     Args:
@@ -516,12 +518,15 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
         include_self: average the self-reconstruction into M_d (default, paper eq. 5).
         network: Seq2Seq size overriding the mode's.
         progress: show tqdm bars.
+        train_sizes: training-set sizes overriding the mode's (at most 9,000, the train split); the outputs then
+            give no paper size beside them.
+        n_val: validation samples overriding the mode's (at most 1,000).
 
     Returns:
         The JSON payload: config, Seq2Seq and M_d records, per-size results and peaks, the paper's reference.
 
     Raises:
-        ValueError: unknown mode, or an unusable device.
+        ValueError: unknown mode, an unusable device, or sizes outside the splits.
     """
     from monai.utils import set_determinism
 
@@ -530,6 +535,16 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
     cfg = _check_mode(mode)
     if network is not None:
         cfg["network"] = network
+    if train_sizes is not None:
+        sizes = sorted({int(n) for n in train_sizes})
+        if not sizes or sizes[0] < 1 or sizes[-1] > TOY_SPLITS["train"]:
+            raise ValueError(f"train_sizes must lie in 1..{TOY_SPLITS['train']}, got {list(train_sizes)}.")
+        cfg.update(train_sizes=sizes, paper_sizes=None,
+                   size_note=f"set by train_sizes; mode {mode} has {cfg['train_sizes']}")
+    if n_val is not None:
+        if not 1 <= int(n_val) <= TOY_SPLITS["val"]:
+            raise ValueError(f"n_val must lie in 1..{TOY_SPLITS['val']}, got {n_val}.")
+        cfg["n_val"] = int(n_val)
     cfg["include_self"] = include_self
     cfg["seed"] = seed
     dev = _check_device(device)
@@ -639,12 +654,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--network", default=None, help="Seq2Seq size overriding the mode's (tiny/small/paper/released)")
+    p.add_argument("--train_sizes", type=int, nargs="+", default=None, help="training-set sizes overriding the mode's")
+    p.add_argument("--n_val", type=int, default=None, help="validation samples overriding the mode's")
     p.add_argument("--others_only", action="store_true",
                    help="M_d from the other sequence only (default: self-reconstruction included)")
     a = p.parse_args(argv)
     mode = a.mode or ("tiny" if a.tiny else "full" if a.full else "quick")
     command = "python -m experiments.toy_alphabet " + " ".join(sys.argv[1:] if argv is None else argv)
-    return run_experiment(a.out, mode, a.device, a.seed, command.strip(), not a.others_only, a.network)
+    return run_experiment(a.out, mode, a.device, a.seed, command.strip(), not a.others_only, a.network,
+                          train_sizes=a.train_sizes, n_val=a.n_val)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,15 @@ def test_cuda_unavailable(tmp_path):
         pytest.skip("a CUDA device is present")
     with pytest.raises(ValueError, match="cuda"):
         run_experiment(tmp_path, mode="tiny", device="cuda")
+
+
+def test_train_sizes_and_n_val_override_the_mode(tmp_path):
+    payload = main(["--tiny", "--train_sizes", "12", "6", "--n_val", "4", "--out", str(tmp_path)])
+    assert payload["config"]["train_sizes"] == [6, 12] and payload["config"]["n_val"] == 4
+    assert payload["config"]["paper_sizes"] is None and "set by train_sizes" in payload["config"]["size_note"]
+    assert [r["train_size"] for r in payload["results"]] == [6, 12]
+    assert "--train_sizes 12 6" in (tmp_path / "fig4_toy.md").read_text()
+    for bad in ({"train_sizes": [0]}, {"train_sizes": [9001]}, {"train_sizes": []}, {"n_val": 1001}):
+        with pytest.raises(ValueError, match="must lie in"):
+            run_experiment(tmp_path / "bad", mode="tiny", progress=False, **bad)
+    assert not (tmp_path / "bad").exists()

@@ -45,7 +45,7 @@ class _PlainConv(nn.Module):
     def forward(self, x: torch.Tensor, code: torch.Tensor, add_bias: bool = True) -> torch.Tensor:
         if add_bias:
             return self.conv(x)
-        return self.conv._conv_forward(x, self.conv.weight, None)
+        return self.conv._conv_forward(x, self.conv.weight, None)  # nn.ConvNd's own call, padding mode included
 
     @torch.no_grad()
     def fold(self, code: torch.Tensor, add_bias: bool = True) -> nn.Module:
