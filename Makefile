@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m monai_seq2seq.demo --out outputs
+	$(PY) -m monai_seq2seq.cli.demo --out outputs
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -24,8 +24,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
+LINT_PATHS := monai_seq2seq tests benchmarks experiments
+
+# Gates: lint rules, the formatter and a complexity limit (C901 <= 12, pyproject.toml).
 lint: $(STAMP)
-	$(PY) -m ruff check monai_seq2seq tests benchmarks experiments
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/profile_networks.py

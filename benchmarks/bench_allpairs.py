@@ -30,7 +30,7 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode
 
-from monai_seq2seq.data import BRAIN
+from monai_seq2seq.core import BRAIN
 from monai_seq2seq.inference import Seq2SeqSynthesizer, volume_to_slabs
 from monai_seq2seq.networks import build_seq2seq
 from monai_seq2seq.transforms.slabs import pad_to_multiple
@@ -65,7 +65,7 @@ def count_flops(config: str, grid: tuple[int, int], sources: int, pairs: int, de
 
 
 def phantom_volumes(spacing: float, slices: int | None) -> dict[str, torch.Tensor]:
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort
 
     sample = BrainPhantomCohort(num_subjects=1, seed=0, spacing=spacing)[0]
     volumes = {}
@@ -86,11 +86,19 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=1.0, help="phantom voxel size in mm (1.0: 197x233x189)")
     parser.add_argument("--slices", type=int, default=None, help="central slices to use (default: all)")
     parser.add_argument("--loop-slices", type=int, default=None, help="slices the straightforward loop runs")
-    parser.add_argument("--batch-size", type=lambda v: v if v == "auto" else int(v), default=32,
-                        help="slabs per call, or 'auto' (planned from measured CUDA memory)")
+    parser.add_argument(
+        "--batch-size",
+        type=lambda v: v if v == "auto" else int(v),
+        default=32,
+        help="slabs per call, or 'auto' (planned from measured CUDA memory)",
+    )
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast on the fast path (default: on for CUDA, off for CPU)")
+    parser.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast on the fast path (default: on for CUDA, off for CPU)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -103,8 +111,9 @@ def main() -> None:
     grid = tuple(next(iter(volumes.values())).shape[1:3])
     pairs = len(BRAIN) * len(BRAIN)
     amp = cuda if args.amp is None else args.amp
-    synth = Seq2SeqSynthesizer(net, "brain", batch_size=args.batch_size, device=device, amp=amp, progress=False,
-                               compile=args.compile)
+    synth = Seq2SeqSynthesizer(
+        net, "brain", batch_size=args.batch_size, device=device, amp=amp, progress=False, compile=args.compile
+    )
 
     # the loop first: after torch.compile, inductor's worker processes linger and would slow it down
     loop_slices = min(depth, args.loop_slices or depth)
@@ -142,17 +151,28 @@ def main() -> None:
     loop_flops, fast_flops = count_flops(args.config, grid, len(BRAIN), pairs, depth)
 
     params = sum(p.numel() for p in net.parameters()) / 1e6
-    print(f"all {pairs} pairs of a {grid[0]}x{grid[1]}x{depth} brain phantom ({args.spacing} mm), "
-          f"config={args.config} ({params:.1f} M params), device={torch.cuda.get_device_name() if cuda else 'cpu'}")
-    print(f"straightforward loop : {t_loop:9.2f} s" + (f"  (measured on {loop_slices} of {depth} slices: "
-                                                       f"{t_loop_run:.2f} s, scaled per slice)"
-                                                       if loop_slices < depth else ""))
+    print(
+        f"all {pairs} pairs of a {grid[0]}x{grid[1]}x{depth} brain phantom ({args.spacing} mm), "
+        f"config={args.config} ({params:.1f} M params), device={torch.cuda.get_device_name() if cuda else 'cpu'}"
+    )
+    print(
+        f"straightforward loop : {t_loop:9.2f} s"
+        + (
+            f"  (measured on {loop_slices} of {depth} slices: {t_loop_run:.2f} s, scaled per slice)"
+            if loop_slices < depth
+            else ""
+        )
+    )
     print(f"fast path            : {t_fast:9.2f} s  ({synth.describe()})")
     print(f"ratio                : {t_loop / t_fast:9.1f}x   (targets: >= 10x on GPU, >= 3x on CPU)")
-    print(f"throughput           : {pairs * depth / t_fast:9.1f} slice-translations/s (fast), "
-          f"{pairs * depth / t_loop:.1f} (loop)")
-    print(f"work                 : {fast_flops / 2e12:9.2f} TMAC fast path, {loop_flops / 2e12:.2f} TMAC loop; "
-          f"max |fast - loop| = {err:.2e}")
+    print(
+        f"throughput           : {pairs * depth / t_fast:9.1f} slice-translations/s (fast), "
+        f"{pairs * depth / t_loop:.1f} (loop)"
+    )
+    print(
+        f"work                 : {fast_flops / 2e12:9.2f} TMAC fast path, {loop_flops / 2e12:.2f} TMAC loop; "
+        f"max |fast - loop| = {err:.2e}"
+    )
     if cuda:
         achieved = fast_flops / t_fast / 1e12
         peak = peak_tflops(torch.cuda.get_device_name())

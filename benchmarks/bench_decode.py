@@ -75,8 +75,10 @@ def main() -> None:
         assert err < 1e-4, f"{name} differs from the loop by {err}"
     t_a, t_b, t_c = (median_time(f, args.repeats) for f in (batched, loop, folded_decoders))
     params = sum(p.numel() for p in net.parameters()) / 1e6
-    print(f"decode all {len(targets)} targets of one 3x{args.size}x{args.size} slice; config={args.config} "
-          f"({params:.1f} M params), device={device}, threads={torch.get_num_threads()}, median of {args.repeats}")
+    print(
+        f"decode all {len(targets)} targets of one 3x{args.size}x{args.size} slice; config={args.config} "
+        f"({params:.1f} M params), device={device}, threads={torch.get_num_threads()}, median of {args.repeats}"
+    )
     print(f"(a) batched per-sample targets : {t_a * 1e3:8.1f} ms")
     print(f"(b) loop of single-target calls: {t_b * 1e3:8.1f} ms")
     print(f"(c) folded decoders, one encode: {t_c * 1e3:8.1f} ms")

@@ -22,17 +22,19 @@ def main() -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
 
-    from monai_seq2seq.data.phantoms import anatomy
-    from monai_seq2seq.data.phantoms.brain import BrainPhantomConfig, generate_brain_subject
-    from monai_seq2seq.data.phantoms.breast import generate_breast_subject
+    from monai_seq2seq.phantoms import anatomy
+    from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
+    from monai_seq2seq.phantoms.breast import generate_breast_subject
 
     t = time.perf_counter()
     anatomy.load_mni_template()
     print(f"load MNI template (once per process): {time.perf_counter() - t:.2f} s")
     for label, fn in (
         ("brain 1 mm (197x233x189, 4 sequences)", lambda i: generate_brain_subject(0, i)),
-        ("brain 2 mm (98x116x94, 4 sequences)",
-         lambda i: generate_brain_subject(0, i, BrainPhantomConfig(spacing=2.0))),
+        (
+            "brain 2 mm (98x116x94, 4 sequences)",
+            lambda i: generate_brain_subject(0, i, BrainPhantomConfig(spacing=2.0)),
+        ),
         ("breast 2 mm (160x96x64, 8 sequences, 22 volumes)", lambda i: generate_breast_subject(0, i)),
     ):
         fn(99)  # warm-up (filtered template per spacing is cached)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from ignite.engine import Events
 
-from monai_seq2seq.data import get_protocol
+from monai_seq2seq.core import get_protocol
 from monai_seq2seq.engines import Seq2SeqTrainer
 from monai_seq2seq.losses import Seq2SeqLoss
 from monai_seq2seq.networks import SequenceDiscriminators, build_seq2seq
@@ -41,8 +41,17 @@ def _batch(protocol, batch_size: int, size: int, device: torch.device) -> dict:
     return batch
 
 
-def measure(config: str, protocol: str, batch_size: int, size: int, device: torch.device, amp: bool,
-            iterations: int, warmup: int, disc_channels: int) -> dict:
+def measure(
+    config: str,
+    protocol: str,
+    batch_size: int,
+    size: int,
+    device: torch.device,
+    amp: bool,
+    iterations: int,
+    warmup: int,
+    disc_channels: int,
+) -> dict:
     """Iterations/s (and peak CUDA memory) of ``iterations`` timed training steps after ``warmup`` steps."""
     spec = get_protocol(protocol)
     torch.manual_seed(0)
@@ -51,10 +60,17 @@ def measure(config: str, protocol: str, batch_size: int, size: int, device: torc
     discriminator = discriminator.to(device)
     batch = _batch(spec, batch_size, size, device)
     trainer = Seq2SeqTrainer(
-        device, 1, [batch] * (warmup + iterations), generator, discriminator,
+        device,
+        1,
+        [batch] * (warmup + iterations),
+        generator,
+        discriminator,
         torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999)),
         torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999)),
-        Seq2SeqLoss(), spec.names, self_recon_prob=0.0, amp=amp,
+        Seq2SeqLoss(),
+        spec.names,
+        self_recon_prob=0.0,
+        amp=amp,
     )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     marks: dict[str, float] = {}
@@ -111,8 +127,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="paper")
     parser.add_argument("--size", type=int, default=192, help="brain slice size (H = W)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
-                        help="batch sizes (default: CUDA 1 and the largest that fits; CPU 1)")
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="batch sizes (default: CUDA 1 and the largest that fits; CPU 1)",
+    )
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -123,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    print(f"training step of config={args.config}, device={torch.cuda.get_device_name(device) if cuda else 'cpu'}, "
-          f"torch {torch.__version__}")
+    print(
+        f"training step of config={args.config}, device={torch.cuda.get_device_name(device) if cuda else 'cpu'}, "
+        f"torch {torch.__version__}"
+    )
     precisions = [False, True]
     results = []
     for amp in precisions:
@@ -135,8 +158,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                 largest = largest_fitting_batch(_fits(args, device, amp), args.max_batch)
                 sizes += [largest] if largest > 1 else []
         for batch in sizes:
-            r = measure(args.config, "brain", batch, args.size, device, amp, args.iterations, args.warmup,
-                        args.disc_channels)
+            r = measure(
+                args.config, "brain", batch, args.size, device, amp, args.iterations, args.warmup, args.disc_channels
+            )
             results.append({"protocol": "brain", "size": args.size, **r})
             print(_line(f"brain {args.size}x{args.size} {'AMP bf16' if r['amp'] else 'float32'}", r))
     _print_ratios(results, "brain")
@@ -144,8 +168,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         print("peak memory: CUDA only")
     if args.breast:
         for amp in precisions:
-            r = measure(args.config, "breast", 1, args.breast_size, device, amp, max(2, args.iterations // 4),
-                        1, args.disc_channels)
+            r = measure(
+                args.config,
+                "breast",
+                1,
+                args.breast_size,
+                device,
+                amp,
+                max(2, args.iterations // 4),
+                1,
+                args.disc_channels,
+            )
             results.append({"protocol": "breast", "size": args.breast_size, **r})
             print(_line(f"breast 6x{args.breast_size}x{args.breast_size} {'AMP bf16' if r['amp'] else 'float32'}", r))
         _print_ratios(results, "breast")

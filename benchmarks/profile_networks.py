@@ -42,7 +42,8 @@ def profile(config: str, variant: str, size: int = 192, num_sequences: int = 4) 
     )
     bank_params = sum(
         m.weight_bank.numel() + (m.bias_bank.numel() if m.bias_bank is not None else 0)
-        for m in net.modules() if type(m) is HyperConv
+        for m in net.modules()
+        if type(m) is HyperConv
     )
     params = sum(p.numel() for p in net.parameters())
     return {
@@ -60,8 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=192)
     args = parser.parse_args()
-    header = (f"{'config':9s} {'var':3s} {'params M':>9s} {'w/o bank':>9s} {'GMACs':>8s} {'w/o F.conv':>13s}"
-              f" {'paper MPa':>9s} {'paper GMACs':>11s}   encoder / decoder / one ConvLSTM (M)")
+    header = (
+        f"{'config':9s} {'var':3s} {'params M':>9s} {'w/o bank':>9s} {'GMACs':>8s} {'w/o F.conv':>13s}"
+        f" {'paper MPa':>9s} {'paper GMACs':>11s}   encoder / decoder / one ConvLSTM (M)"
+    )
     print(f"Seq2Seq profile on one 3x{args.size}x{args.size} 2.5D slice (meta device)\n")
     print(header)
     print("-" * len(header))
@@ -69,9 +72,11 @@ def main() -> None:
         for variant in "ABC":
             p = profile(config, variant, args.size)
             mpa, gmac = PAPER_TABLE1[variant]
-            print(f"{config:9s} {variant:3s} {p['params_M']:9.1f} {p['params_wo_bank_M']:9.1f} {p['gmacs']:8.1f}"
-                  f" {p['gmacs_wo_hyperconv']:13.1f} {mpa:9.1f} {gmac:11.1f}"
-                  f"   {p['encoder_M']:.1f} / {p['decoder_M']:.1f} / {p['lstm_M']:.1f}")
+            print(
+                f"{config:9s} {variant:3s} {p['params_M']:9.1f} {p['params_wo_bank_M']:9.1f} {p['gmacs']:8.1f}"
+                f" {p['gmacs_wo_hyperconv']:13.1f} {mpa:9.1f} {gmac:11.1f}"
+                f"   {p['encoder_M']:.1f} / {p['decoder_M']:.1f} / {p['lstm_M']:.1f}"
+            )
     print("\npaper = the paper's Table 1 (BraTS2021, 2.5D 192x192). 'w/o bank' / 'w/o F.conv' = what a module-hook")
     print("profiler sees (HyperConv banks are raw parameters; HyperConv/dynamic convolutions are functional calls).")
 

@@ -24,8 +24,10 @@ def machine(device: torch.device | str | None = None) -> str:
         where = gpu
     else:
         where = f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'no GPU used'})"
-    return (f"{platform.system()} {platform.release()} {cpu}, {os.cpu_count()} logical CPUs, "
-            f"torch {torch.__version__}, {where}")
+    return (
+        f"{platform.system()} {platform.release()} {cpu}, {os.cpu_count()} logical CPUs, "
+        f"torch {torch.__version__}, {where}"
+    )
 
 
 def datalist_split(path: str | os.PathLike, keys: Sequence[str], purpose: str = "this experiment") -> tuple[list, str]:
@@ -63,8 +65,9 @@ def brain_loader(keys: Sequence[str] = BRAIN_SEQUENCES):
 
     from monai_seq2seq.io import Seq2SeqNiftiReader
 
-    return LoadImaged(list(keys), reader=Seq2SeqNiftiReader(), ensure_channel_first=True, image_only=True,
-                      allow_missing_keys=True)
+    return LoadImaged(
+        list(keys), reader=Seq2SeqNiftiReader(), ensure_channel_first=True, image_only=True, allow_missing_keys=True
+    )
 
 
 def brain_normalise(keys: Sequence[str] = BRAIN_SEQUENCES):
@@ -73,5 +76,6 @@ def brain_normalise(keys: Sequence[str] = BRAIN_SEQUENCES):
 
     from monai_seq2seq.transforms import PercentileScaleIntensityd
 
-    return Compose([PercentileScaleIntensityd(list(keys), lower=0.5, upper=99.5, nonzero=True,
-                                              allow_missing_keys=True)])
+    return Compose(
+        [PercentileScaleIntensityd(list(keys), lower=0.5, upper=99.5, nonzero=True, allow_missing_keys=True)]
+    )

@@ -44,9 +44,9 @@ def outside_et_scale(source: torch.Tensor, target: torch.Tensor, mask: torch.Ten
 
 
 def _synthesizer(weights: str | None, sha256: str | None, device: str):
+    from monai_seq2seq.core.integrity import load_weights
     from monai_seq2seq.inference import Seq2SeqSynthesizer
     from monai_seq2seq.networks import build_seq2seq
-    from monai_seq2seq.zoo.integrity import load_weights
 
     path = Path(weights) if weights else BRAIN_BUNDLE / "models" / "model.pt"
     network = build_seq2seq("small", "C", protocol="brain")
@@ -55,13 +55,20 @@ def _synthesizer(weights: str | None, sha256: str | None, device: str):
     return Seq2SeqSynthesizer(network.eval(), protocol="brain", device=device, progress=False)
 
 
-def measure(subjects: int = 4, seed: int = 1000, spacing: float = 2.0, network: bool = False,
-            weights: str | None = None, weights_sha256: str | None = None, device: str = "cpu") -> list[dict]:
+def measure(
+    subjects: int = 4,
+    seed: int = 1000,
+    spacing: float = 2.0,
+    network: bool = False,
+    weights: str | None = None,
+    weights_sha256: str | None = None,
+    device: str = "cpu",
+) -> list[dict]:
     """Per subject: ET fraction of the brain, 99.5th percentile / median of T1 and T1Gd, identity PSNR (dB) as is
     and with T1Gd at T1's scale; with ``network``: the synthesis' PSNR as is and at the oracle scale, and T1 -> T1.
     """
     from experiments.common import brain_normalise
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort
 
     normalise = brain_normalise(["T1", "T1Gd"])  # the brain bundles' normalisation
     synthesizer = _synthesizer(weights, weights_sha256, device) if network else None
@@ -78,17 +85,24 @@ def measure(subjects: int = 4, seed: int = 1000, spacing: float = 2.0, network: 
         t1, t1gd = (torch.as_tensor(norm[k]).float() for k in ("T1", "T1Gd"))
         outside = (brain & (label != 4)).reshape(t1.shape)
         scale = outside_et_scale(t1, t1gd, outside)
-        row = {"subject": str(sample.get("subject", i)), "et_percent": 100 * float((label == 4).sum() / brain.sum()),
-               "p995_over_median_T1": ratio["T1"], "p995_over_median_T1Gd": ratio["T1Gd"],
-               "t1gd_over_t1_outside_et": scale, "identity_psnr_db": psnr_db(t1, t1gd),
-               "identity_at_t1_scale_psnr_db": psnr_db(t1, (t1gd / scale).clamp(0, 1))}
+        row = {
+            "subject": str(sample.get("subject", i)),
+            "et_percent": 100 * float((label == 4).sum() / brain.sum()),
+            "p995_over_median_T1": ratio["T1"],
+            "p995_over_median_T1Gd": ratio["T1Gd"],
+            "t1gd_over_t1_outside_et": scale,
+            "identity_psnr_db": psnr_db(t1, t1gd),
+            "identity_at_t1_scale_psnr_db": psnr_db(t1, (t1gd / scale).clamp(0, 1)),
+        }
         if synthesizer is not None:
             pred = synthesizer.all_pairs({"T1": t1}, targets=["T1Gd", "T1"])
             synth = pred["T1Gd"]["T1"]
             oracle = outside_et_scale(synth, t1gd, outside)
-            row.update(network_psnr_db=psnr_db(synth, t1gd),
-                       network_oracle_scale_psnr_db=psnr_db((synth * oracle).clamp(0, 1), t1gd),
-                       network_self_psnr_db=psnr_db(pred["T1"]["T1"], t1))
+            row.update(
+                network_psnr_db=psnr_db(synth, t1gd),
+                network_oracle_scale_psnr_db=psnr_db((synth * oracle).clamp(0, 1), t1gd),
+                network_self_psnr_db=psnr_db(pred["T1"]["T1"], t1),
+            )
         rows.append(row)
     return rows
 
@@ -104,12 +118,21 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--weights_sha256", default=None, help="its sha256 (required for a file outside the bundle)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
-    rows = measure(a.subjects, a.seed, a.spacing, a.network or a.weights is not None, a.weights, a.weights_sha256,
-                   a.device)
-    head = ("| subject | ET (% of brain) | T1 p99.5 / median | T1Gd p99.5 / median | T1Gd / T1 outside ET | "
-            "identity T1 -> T1Gd PSNR (dB) | identity, T1Gd at T1's scale (oracle) |")
-    cols = ["et_percent", "p995_over_median_T1", "p995_over_median_T1Gd", "t1gd_over_t1_outside_et",
-            "identity_psnr_db", "identity_at_t1_scale_psnr_db"]
+    rows = measure(
+        a.subjects, a.seed, a.spacing, a.network or a.weights is not None, a.weights, a.weights_sha256, a.device
+    )
+    head = (
+        "| subject | ET (% of brain) | T1 p99.5 / median | T1Gd p99.5 / median | T1Gd / T1 outside ET | "
+        "identity T1 -> T1Gd PSNR (dB) | identity, T1Gd at T1's scale (oracle) |"
+    )
+    cols = [
+        "et_percent",
+        "p995_over_median_T1",
+        "p995_over_median_T1Gd",
+        "t1gd_over_t1_outside_et",
+        "identity_psnr_db",
+        "identity_at_t1_scale_psnr_db",
+    ]
     if "network_psnr_db" in rows[0]:
         head += " network T1 -> T1Gd | network, oracle scale | network T1 -> T1 |"
         cols += ["network_psnr_db", "network_oracle_scale_psnr_db", "network_self_psnr_db"]

@@ -35,13 +35,20 @@ BUNDLES = {"brain": "seq2seq_brain", "breast": "seq2seq_breast"}
 
 PAPER_TABLE2 = {
     "brain": {  # BraTS 2021: C_t, rank_t, C_d, rank_d
-        "T1": (-0.881, 4, -0.955, 4), "T1Gd": (-0.410, 1, 1.734, 1), "T2": (-0.518, 2, 0.123, 3),
+        "T1": (-0.881, 4, -0.955, 4),
+        "T1Gd": (-0.410, 1, 1.734, 1),
+        "T2": (-0.518, 2, 0.123, 3),
         "FLAIR": (-0.548, 3, 1.455, 2),
     },
     "breast": {  # the paper's in-house breast data
-        "T1": (-2.722, 8, 0.968, 4), "FatSatT1": (-0.261, 3, 0.443, 6), "T2": (-0.430, 4, 1.737, 2),
-        "DCE": (2.013, 1, 2.741, 1), "FatSatDCE": (1.199, 2, 0.656, 5), "WashIn": (-1.266, 5, -0.370, 7),
-        "WashOut": (-1.334, 6, -0.596, 8), "DWI": (-1.670, 7, 1.516, 3),
+        "T1": (-2.722, 8, 0.968, 4),
+        "FatSatT1": (-0.261, 3, 0.443, 6),
+        "T2": (-0.430, 4, 1.737, 2),
+        "DCE": (2.013, 1, 2.741, 1),
+        "FatSatDCE": (1.199, 2, 0.656, 5),
+        "WashIn": (-1.266, 5, -0.370, 7),
+        "WashOut": (-1.334, 6, -0.596, 8),
+        "DWI": (-1.670, 7, 1.516, 3),
     },
 }
 """The paper's Table 2, transcribed."""
@@ -64,7 +71,7 @@ PLANTED = {
         "DWI": "**unique**: restricted diffusion of the lesion",
     },
 }
-"""What the phantoms put in each sequence (``monai_seq2seq.data.phantoms``)."""
+"""What the phantoms put in each sequence (``monai_seq2seq.phantoms``)."""
 
 EXPECTED = {
     "brain": "T1Gd ranks first by C_d",
@@ -80,15 +87,22 @@ def _expectation_met(protocol: str, table: dict[str, dict]) -> bool:
 
 
 MODES = {
-    "tiny": {"num_subjects": 1, "load_weights": False, "network_def#name": "tiny", "phantom_spacing": 4.0,
-             "synthesizer#batch_size": 8, "breast": {"phantom_shape": [80, 48, 32]}},
+    "tiny": {
+        "num_subjects": 1,
+        "load_weights": False,
+        "network_def#name": "tiny",
+        "phantom_spacing": 4.0,
+        "synthesizer#batch_size": 8,
+        "breast": {"phantom_shape": [80, 48, 32]},
+    },
     "default": {},
 }
 """Overrides per mode; ``tiny`` (untrained tiny network, coarse phantom) exists for the tests."""
 
 
-def _run_bundle(protocol: str, out: Path, subjects: int | None, seed: int, mode: str,
-                datalist: str | None) -> dict[str, Any]:
+def _run_bundle(
+    protocol: str, out: Path, subjects: int | None, seed: int, mode: str, datalist: str | None
+) -> dict[str, Any]:
     from monai.bundle import ConfigWorkflow
 
     root = ROOT / "bundles" / BUNDLES[protocol]
@@ -100,8 +114,13 @@ def _run_bundle(protocol: str, out: Path, subjects: int | None, seed: int, mode:
     if datalist:
         overrides["datalist"] = datalist
     workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / "differentiation.json"), meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=None, workflow_type="inference", bundle_root=str(root), output_dir=str(out), **overrides,
+        config_file=str(root / "configs" / "differentiation.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=None,
+        workflow_type="inference",
+        bundle_root=str(root),
+        output_dir=str(out),
+        **overrides,
     )
     start = time.perf_counter()
     workflow.initialize()
@@ -110,8 +129,14 @@ def _run_bundle(protocol: str, out: Path, subjects: int | None, seed: int, mode:
     seconds = time.perf_counter() - start
     ranking = json.loads((out / "ranking.json").read_text())
     meta = json.loads((root / "configs" / "metadata.json").read_text())
-    return {"ranking": ranking, "seconds": seconds, "bundle_version": meta["version"], "overrides": overrides,
-            "data": datalist or f"phantom seed {seed}", "phantom": not datalist}
+    return {
+        "ranking": ranking,
+        "seconds": seconds,
+        "bundle_version": meta["version"],
+        "overrides": overrides,
+        "data": datalist or f"phantom seed {seed}",
+        "phantom": not datalist,
+    }
 
 
 def _markdown(results: dict[str, dict], header: str) -> str:
@@ -124,7 +149,8 @@ def _markdown(results: dict[str, dict], header: str) -> str:
             f"{res['ranking']['choices'].get('subjects', '?')} subjects, {res['seconds']:.0f} s)",
             "",
             f"Expected from the planted truth: {EXPECTED[protocol]}: **{'met' if met else 'NOT met'}**."
-            if res["phantom"] else "Real data: no planted truth to compare with.",
+            if res["phantom"]
+            else "Real data: no planted truth to compare with.",
             "",
             "| sequence | C_t | rank C_t | C_d | rank C_d | planted in the phantom | paper C_t (rank) "
             "| paper C_d (rank) |",
@@ -135,8 +161,10 @@ def _markdown(results: dict[str, dict], header: str) -> str:
             paper_t = f"{p[0]:.3f} ({p[1]})" if p else "-"
             paper_d = f"{p[2]:.3f} ({p[3]})" if p else "-"
             planted = PLANTED[protocol][name] if res["phantom"] else "(real data)"
-            lines.append(f"| {name} | {row['C_t']:.3f} | {row['rank_C_t']} | {row['C_d']:.3f} | {row['rank_C_d']} | "
-                         f"{planted} | {paper_t} | {paper_d} |")
+            lines.append(
+                f"| {name} | {row['C_t']:.3f} | {row['rank_C_t']} | {row['C_d']:.3f} | {row['rank_C_d']} | "
+                f"{planted} | {paper_t} | {paper_d} |"
+            )
         choices = res["ranking"]["choices"]
         lines += ["", "Choices: " + ", ".join(f"{k}: {v}" for k, v in choices.items()), ""]
     return "\n".join(lines) + "\n"
@@ -149,7 +177,7 @@ def _figure(results: dict[str, dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from monai_seq2seq.utils import atomic_write
+    from monai_seq2seq.core.files import atomic_write
 
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for ax, (protocol, res) in zip(axes[0], results.items(), strict=True):
@@ -159,8 +187,13 @@ def _figure(results: dict[str, dict], path: Path) -> None:
         ax.bar(x - 0.2, [r["C_t"] for r in rows], 0.4, label="C_t (totipotency)")
         ax.bar(x + 0.2, [r["C_d"] for r in rows], 0.4, label="C_d (differentiation)")
         for i, r in enumerate(rows):
-            ax.annotate(str(r["rank_C_d"]), (x[i] + 0.2, r["C_d"]), ha="center",
-                        va="bottom" if r["C_d"] >= 0 else "top", fontsize=8)
+            ax.annotate(
+                str(r["rank_C_d"]),
+                (x[i] + 0.2, r["C_d"]),
+                ha="center",
+                va="bottom" if r["C_d"] >= 0 else "top",
+                fontsize=8,
+            )
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xticks(x, names, rotation=45, ha="right")
         ax.set_title(f"{protocol} phantom (numbers: rank by C_d)")
@@ -170,9 +203,15 @@ def _figure(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] = ("brain", "breast"),
-                   subjects: int | None = None, seed: int = 1000, mode: str = "default",
-                   datalists: dict[str, str | None] | None = None, command: str = "") -> dict[str, Any]:
+def run_experiment(
+    out: str | Path = "docs/results",
+    protocols: tuple[str, ...] = ("brain", "breast"),
+    subjects: int | None = None,
+    seed: int = 1000,
+    mode: str = "default",
+    datalists: dict[str, str | None] | None = None,
+    command: str = "",
+) -> dict[str, Any]:
     """Rank the sequences of each protocol and write ``table2_ranking.{md,json,png}`` into ``out``.
 
     Args:
@@ -184,7 +223,7 @@ def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] 
         datalists: per protocol, a datalist of real data to use instead of the phantom.
         command: the command line, recorded in the output.
     """
-    from monai_seq2seq.utils import atomic_write_text, ensure_writable_dir
+    from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 
     unknown = [p for p in protocols if p not in BUNDLES]
     if unknown:
@@ -194,8 +233,9 @@ def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for protocol in protocols:
-            results[protocol] = _run_bundle(protocol, Path(tmp) / protocol, subjects, seed, mode,
-                                            datalists.get(protocol))
+            results[protocol] = _run_bundle(
+                protocol, Path(tmp) / protocol, subjects, seed, mode, datalists.get(protocol)
+            )
     header = (
         "# Table 2 analogue: degree centrality of totipotency (C_t) and imaging differentiation (C_d)\n\n"
         f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}; machine: {machine()}; "
@@ -207,10 +247,17 @@ def run_experiment(out: str | Path = "docs/results", protocols: tuple[str, ...] 
     )
     atomic_write_text(out / "table2_ranking.md", _markdown(results, header))
     payload = {
-        "mode": mode, "command": command, "machine": machine(),
-        "results": {p: {**r, "expectation": EXPECTED[p],
-                        "expectation_met": _expectation_met(p, {x["sequence"]: x for x in r["ranking"]["table"]})}
-                    for p, r in results.items()},
+        "mode": mode,
+        "command": command,
+        "machine": machine(),
+        "results": {
+            p: {
+                **r,
+                "expectation": EXPECTED[p],
+                "expectation_met": _expectation_met(p, {x["sequence"]: x for x in r["ranking"]["table"]}),
+            }
+            for p, r in results.items()
+        },
         "paper": PAPER_TABLE2,
     }
     atomic_write_text(out / "table2_ranking.json", json.dumps(payload, indent=1, default=str))
@@ -230,8 +277,15 @@ def main(argv=None) -> None:
     p.add_argument("--breast_datalist", default=None, help="datalist of real breast data (its 'testing' list)")
     a = p.parse_args(argv)
     command = "python -m experiments.ranking_table " + " ".join(sys.argv[1:] if argv is None else argv)
-    run_experiment(a.out, tuple(a.protocols), a.subjects, a.seed, "tiny" if a.tiny else "default",
-                   {"brain": a.brain_datalist, "breast": a.breast_datalist}, command)
+    run_experiment(
+        a.out,
+        tuple(a.protocols),
+        a.subjects,
+        a.seed,
+        "tiny" if a.tiny else "default",
+        {"brain": a.brain_datalist, "breast": a.breast_datalist},
+        command,
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,17 @@ from tqdm import tqdm
 
 from experiments.common import BRAIN_SEQUENCES, brain_loader, brain_normalise, datalist_split, machine
 
-__all__ = ["SUBSETS", "REGIONS", "MODES", "PAPER_TABLE3", "prepare_subject", "paired_test", "run_experiment",
-           "replot", "main"]
+__all__ = [
+    "SUBSETS",
+    "REGIONS",
+    "MODES",
+    "PAPER_TABLE3",
+    "prepare_subject",
+    "paired_test",
+    "run_experiment",
+    "replot",
+    "main",
+]
 
 SEQUENCES = BRAIN_SEQUENCES
 SUBSETS = {
@@ -53,23 +62,39 @@ _REGION_CHANNELS = (2, 0, 1)
 TEST_SEED_OFFSET = 1000
 MODES = {
     "tiny": {"spacing": 8.0, "n_train": 2, "n_test": 2, "iterations": 3, "filters": 8, "batch_size": 1},
-    "quick": {"spacing": 4.0, "n_train": 12, "n_test": 8, "iterations": 800, "filters": 8, "batch_size": 2,
-              "roi": 32},
-    "full": {"spacing": 2.0, "n_train": 40, "n_test": 20, "iterations": 4000, "filters": 16, "batch_size": 2,
-             "roi": 64},
+    "quick": {"spacing": 4.0, "n_train": 12, "n_test": 8, "iterations": 800, "filters": 8, "batch_size": 2, "roi": 32},
+    "full": {
+        "spacing": 2.0,
+        "n_train": 40,
+        "n_test": 20,
+        "iterations": 4000,
+        "filters": 16,
+        "batch_size": 2,
+        "roi": 64,
+    },
 }
 # paper Table 3 (nnU-Net, BraTS 2021): mean, std and whether it differs from all four at p < 0.05
 PAPER_TABLE3 = {
-    "T1Gd": {"dice": [(0.848, 0.201, 0), (0.818, 0.290, 1), (0.802, 0.169, 1)],
-             "assd": [(1.499, 5.279, 0), (3.285, 9.163, 1), (3.156, 5.462, 1)]},
-    "FLAIR": {"dice": [(0.518, 0.256, 1), (0.711, 0.260, 1), (0.910, 0.118, 1)],
-              "assd": [(4.395, 8.754, 1), (4.428, 8.403, 1), (1.612, 4.287, 0)]},
-    "T1+T2": {"dice": [(0.563, 0.253, 1), (0.705, 0.270, 1), (0.884, 0.112, 1)],
-              "assd": [(3.700, 7.082, 1), (3.963, 6.974, 1), (1.837, 3.954, 1)]},
-    "T1Gd+FLAIR": {"dice": [(0.843, 0.213, 0), (0.844, 0.248, 0), (0.917, 0.102, 1)],
-                   "assd": [(1.925, 7.376, 0), (2.341, 6.919, 0), (1.330, 3.862, 0)]},
-    "all four": {"dice": [(0.837, 0.210, 0), (0.838, 0.254, 0), (0.923, 0.088, 0)],
-                 "assd": [(1.785, 5.957, 0), (2.405, 6.103, 0), (1.242, 3.152, 0)]},
+    "T1Gd": {
+        "dice": [(0.848, 0.201, 0), (0.818, 0.290, 1), (0.802, 0.169, 1)],
+        "assd": [(1.499, 5.279, 0), (3.285, 9.163, 1), (3.156, 5.462, 1)],
+    },
+    "FLAIR": {
+        "dice": [(0.518, 0.256, 1), (0.711, 0.260, 1), (0.910, 0.118, 1)],
+        "assd": [(4.395, 8.754, 1), (4.428, 8.403, 1), (1.612, 4.287, 0)],
+    },
+    "T1+T2": {
+        "dice": [(0.563, 0.253, 1), (0.705, 0.270, 1), (0.884, 0.112, 1)],
+        "assd": [(3.700, 7.082, 1), (3.963, 6.974, 1), (1.837, 3.954, 1)],
+    },
+    "T1Gd+FLAIR": {
+        "dice": [(0.843, 0.213, 0), (0.844, 0.248, 0), (0.917, 0.102, 1)],
+        "assd": [(1.925, 7.376, 0), (2.341, 6.919, 0), (1.330, 3.862, 0)],
+    },
+    "all four": {
+        "dice": [(0.837, 0.210, 0), (0.838, 0.254, 0), (0.923, 0.088, 0)],
+        "assd": [(1.785, 5.957, 0), (2.405, 6.103, 0), (1.242, 3.152, 0)],
+    },
 }
 
 
@@ -103,8 +128,9 @@ def prepare_subject(item: dict, load=None, normalise=None, fallback_spacing: flo
     sid = str(item.get("subject", "?"))
     missing = [k for k in (*SEQUENCES, "label") if item.get(k) is None]
     if missing:
-        raise ValueError(f"subject {sid!r}: Table 3 needs complete subjects (four sequences and a label); "
-                         f"missing {missing}.")
+        raise ValueError(
+            f"subject {sid!r}: Table 3 needs complete subjects (four sequences and a label); missing {missing}."
+        )
     d = load(dict(item)) if load is not None else dict(item)
     shapes = {k: tuple(d[k].shape[1:]) for k in (*SEQUENCES, "label")}
     if len(set(shapes.values())) != 1:
@@ -118,15 +144,20 @@ def prepare_subject(item: dict, load=None, normalise=None, fallback_spacing: flo
     label = torch.as_tensor(ConvertToMultiChannelBasedOnBratsClasses()(torch.as_tensor(d["label"])))
     label = label[list(_REGION_CHANNELS)].float()
     pad = DivisiblePad(k=8)
-    return {"subject": sid, "image": torch.as_tensor(pad(image)), "label": torch.as_tensor(pad(label)),
-            "spacing": spacing}
+    return {
+        "subject": sid,
+        "image": torch.as_tensor(pad(image)),
+        "label": torch.as_tensor(pad(label)),
+        "spacing": spacing,
+    }
 
 
 def _load(items, desc: str, from_files: bool, fallback_spacing: float | None) -> list[dict]:
     load = brain_loader([*SEQUENCES, "label"]) if from_files else None
     norm = brain_normalise()
-    return [prepare_subject(items[i], load, norm, fallback_spacing)
-            for i in tqdm(range(len(items)), desc=desc, leave=False)]
+    return [
+        prepare_subject(items[i], load, norm, fallback_spacing) for i in tqdm(range(len(items)), desc=desc, leave=False)
+    ]
 
 
 def _data(cfg: dict, seed: int, datalist: str | None) -> tuple[list[dict], list[dict], dict[str, Any]]:
@@ -137,14 +168,22 @@ def _data(cfg: dict, seed: int, datalist: str | None) -> tuple[list[dict], list[
         train = _load(train_items, "train subjects", True, None)
         test = _load(test_items, "test subjects", True, None)
     else:
-        from monai_seq2seq.data.phantoms import BrainPhantomCohort
+        from monai_seq2seq.phantoms import BrainPhantomCohort
 
         test_seed = seed + TEST_SEED_OFFSET
         info = {"source": "brain phantom", "train_seed": seed, "test_seed": test_seed, "spacing_mm": cfg["spacing"]}
-        train = _load(BrainPhantomCohort(cfg["n_train"], seed=seed, spacing=cfg["spacing"]), "train subjects",
-                      False, cfg["spacing"])
-        test = _load(BrainPhantomCohort(cfg["n_test"], seed=test_seed, spacing=cfg["spacing"]), "test subjects",
-                     False, cfg["spacing"])
+        train = _load(
+            BrainPhantomCohort(cfg["n_train"], seed=seed, spacing=cfg["spacing"]),
+            "train subjects",
+            False,
+            cfg["spacing"],
+        )
+        test = _load(
+            BrainPhantomCohort(cfg["n_test"], seed=test_seed, spacing=cfg["spacing"]),
+            "test subjects",
+            False,
+            cfg["spacing"],
+        )
     info.update(n_train=len(train), n_test=len(test), grid=list(test[0]["image"].shape[1:]) if test else None)
     return train, test, info
 
@@ -170,16 +209,18 @@ def _train_eval(train, test, channels, cfg, device, seed) -> dict[str, Any]:
 
     torch.manual_seed(seed)
     idx = [SEQUENCES.index(s) for s in channels]
-    net = SegResNet(spatial_dims=3, in_channels=len(idx), out_channels=len(REGIONS),
-                    init_filters=cfg["filters"]).to(device)
+    net = SegResNet(spatial_dims=3, in_channels=len(idx), out_channels=len(REGIONS), init_filters=cfg["filters"]).to(
+        device
+    )
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     loss_fn = DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
     rng = np.random.default_rng(seed)
     roi = cfg.get("roi")
     cropper = None
     if roi:
-        cropper = RandCropByPosNegLabeld(["image", "label"], "label", spatial_size=roi, pos=1, neg=1, num_samples=1,
-                                         allow_smaller=True)
+        cropper = RandCropByPosNegLabeld(
+            ["image", "label"], "label", spatial_size=roi, pos=1, neg=1, num_samples=1, allow_smaller=True
+        )
         cropper.set_random_state(seed)
     net.train()
     losses = []
@@ -236,7 +277,10 @@ def _summaries(results: dict[str, dict]) -> dict[str, dict]:
                 out[name][f"{metric}_{reg}"] = {
                     "mean": float(fin.mean()) if fin.size else float("nan"),
                     "std": float(fin.std()) if fin.size else float("nan"),
-                    "n_finite": int(fin.size), "n": int(vals.shape[0]), "p": p, "p_reason": why,
+                    "n_finite": int(fin.size),
+                    "n": int(vals.shape[0]),
+                    "p": p,
+                    "p_reason": why,
                 }
     return out
 
@@ -263,8 +307,9 @@ def _table(summ: dict, header: str) -> str:
     cols = [f"{m} {r}" for m in ("Dice", "ASSD") for r in REGIONS]
     lines = [header, "", "| Subset | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, s in summ.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(s[f"{m}_{r}"]) for m in ("dice", "assd") for r in REGIONS)
-                     + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(_cell(s[f"{m}_{r}"]) for m in ("dice", "assd") for r in REGIONS) + " |"
+        )
     lines += [
         "",
         "Mean ± std over the test subjects. `*`: one-sided paired t-test against all four sequences, p < 0.05 "
@@ -286,7 +331,7 @@ def _figure(summ: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from monai_seq2seq.utils import atomic_write
+    from monai_seq2seq.core.files import atomic_write
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     w = 0.8 / len(summ)
@@ -297,8 +342,15 @@ def _figure(summ: dict, path: Path) -> None:
             e = [s[f"{metric}_{r}"]["std"] for r in REGIONS]
             ax.bar(x + j * w, m, w, yerr=e, label=name, capsize=2)
             paper = [v[0] for v in PAPER_TABLE3[name][metric]]
-            ax.scatter(x + j * w, paper, marker="_", s=120, color="black", zorder=3,
-                       label="paper (nnU-Net, BraTS)" if j == 0 else None)
+            ax.scatter(
+                x + j * w,
+                paper,
+                marker="_",
+                s=120,
+                color="black",
+                zorder=3,
+                label="paper (nnU-Net, BraTS)" if j == 0 else None,
+            )
         ax.set_xticks(x + 0.4 - w / 2, REGIONS)
         ax.set_ylabel(label)
         ax.set_ylim(0, 1 if metric == "dice" else None)
@@ -319,9 +371,16 @@ def _json_safe(value):
     return value
 
 
-def run_experiment(out="docs/results", mode: str = "quick", device: str = "cpu", seed: int = 0, command: str = "",
-                   datalist: str | None = None, iterations: int | None = None,
-                   roi: int | None = None) -> dict[str, Any]:
+def run_experiment(
+    out="docs/results",
+    mode: str = "quick",
+    device: str = "cpu",
+    seed: int = 0,
+    command: str = "",
+    datalist: str | None = None,
+    iterations: int | None = None,
+    roi: int | None = None,
+) -> dict[str, Any]:
     """Run the experiment and write ``table3_segmentation.{md,json,png}`` into ``out``.
 
     Args:
@@ -340,7 +399,7 @@ def run_experiment(out="docs/results", mode: str = "quick", device: str = "cpu",
     """
     from monai.utils import set_determinism
 
-    from monai_seq2seq.utils import atomic_write_text
+    from monai_seq2seq.core.files import atomic_write_text
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}.")
@@ -355,34 +414,57 @@ def run_experiment(out="docs/results", mode: str = "quick", device: str = "cpu",
     train, test, data = _data(cfg, seed, datalist)
     if not train or not test:
         raise ValueError("Table 3 needs at least one training and one test subject.")
-    results = {name: _train_eval(train, test, ch, cfg, torch.device(device), seed)
-               for name, ch in tqdm(SUBSETS.items(), desc="subsets")}
+    results = {
+        name: _train_eval(train, test, ch, cfg, torch.device(device), seed)
+        for name, ch in tqdm(SUBSETS.items(), desc="subsets")
+    }
     summ = _summaries(results)
     elapsed = time.perf_counter() - t0
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     where = machine(device)
     if data["source"] == "datalist":
-        data_line = (f"datalist {data['datalist']}: {data['n_train']} subjects ({data['train_split']}) for training, "
-                     f"{data['n_test']} ({data['test_split']}) for testing")
+        data_line = (
+            f"datalist {data['datalist']}: {data['n_train']} subjects ({data['train_split']}) for training, "
+            f"{data['n_test']} ({data['test_split']}) for testing"
+        )
     else:
-        data_line = (f"brain phantom at {cfg['spacing']} mm: {data['n_train']} training subjects (seed "
-                     f"{data['train_seed']}), {data['n_test']} test subjects (seed {data['test_seed']})")
-    header = "\n".join([
-        "# Table 3 analogue: tumour segmentation with sequence subsets",
-        "",
-        f"- date (UTC): {date}; machine: {where}; {elapsed / 60:.1f} min",
-        f"- command: `{command}`" if command else "- command: (called from Python)",
-        f"- mode: {mode}; data: {data_line}; grid {data['grid']}",
-        f"- model: MONAI SegResNet (init_filters {cfg['filters']}) per subset, Dice loss on sigmoid outputs, Adam "
-        f"1e-3, {cfg['iterations']} iterations of batch {cfg['batch_size']}"
-        + (f" ({cfg['roi'][0]}^3 crops, half of them centred on tumour; sliding-window inference)"
-           if cfg["roi"] else " (whole volumes)"),
-    ])
+        data_line = (
+            f"brain phantom at {cfg['spacing']} mm: {data['n_train']} training subjects (seed "
+            f"{data['train_seed']}), {data['n_test']} test subjects (seed {data['test_seed']})"
+        )
+    header = "\n".join(
+        [
+            "# Table 3 analogue: tumour segmentation with sequence subsets",
+            "",
+            f"- date (UTC): {date}; machine: {where}; {elapsed / 60:.1f} min",
+            f"- command: `{command}`" if command else "- command: (called from Python)",
+            f"- mode: {mode}; data: {data_line}; grid {data['grid']}",
+            f"- model: MONAI SegResNet (init_filters {cfg['filters']}) per subset, Dice loss on sigmoid outputs, Adam "
+            f"1e-3, {cfg['iterations']} iterations of batch {cfg['batch_size']}"
+            + (
+                f" ({cfg['roi'][0]}^3 crops, half of them centred on tumour; sliding-window inference)"
+                if cfg["roi"]
+                else " (whole volumes)"
+            ),
+        ]
+    )
     out = Path(out)
     atomic_write_text(out / "table3_segmentation.md", _table(summ, header))
-    payload = _json_safe({"mode": mode, "date_utc": date, "machine": where, "device": str(device),
-                          "command": command, "elapsed_s": elapsed, "config": cfg, "data": data,
-                          "per_subject": results, "summary": summ, "paper": PAPER_TABLE3})
+    payload = _json_safe(
+        {
+            "mode": mode,
+            "date_utc": date,
+            "machine": where,
+            "device": str(device),
+            "command": command,
+            "elapsed_s": elapsed,
+            "config": cfg,
+            "data": data,
+            "per_subject": results,
+            "summary": summ,
+            "paper": PAPER_TABLE3,
+        }
+    )
     atomic_write_text(out / "table3_segmentation.json", json.dumps(payload, indent=1))
     _figure(summ, out / "table3_segmentation.png")
     return payload
@@ -392,8 +474,10 @@ def replot(out="docs/results") -> Path:
     """Redraw ``table3_segmentation.png`` from ``table3_segmentation.json`` (no training)."""
     out = Path(out)
     payload = json.loads((out / "table3_segmentation.json").read_text())
-    summ = {name: {key: {k: (float("nan") if v is None else v) for k, v in stat.items()} for key, stat in s.items()}
-            for name, s in payload["summary"].items()}
+    summ = {
+        name: {key: {k: (float("nan") if v is None else v) for k, v in stat.items()} for key, stat in s.items()}
+        for name, s in payload["summary"].items()
+    }
     _figure(summ, out / "table3_segmentation.png")
     return out / "table3_segmentation.png"
 
@@ -408,8 +492,12 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=None, help="training iterations per subset")
-    p.add_argument("--roi", type=int, default=None,
-                   help="train on roi^3 crops (half on tumour), infer by sliding window; 0: whole volumes")
+    p.add_argument(
+        "--roi",
+        type=int,
+        default=None,
+        help="train on roi^3 crops (half on tumour), infer by sliding window; 0: whole volumes",
+    )
     p.add_argument("--datalist", default=None, help="BraTS datalist JSON of real data (training + testing lists)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure from the JSON in --out")
     a = p.parse_args(argv)

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from experiments.common import machine
-from monai_seq2seq.data.phantoms.toy import TOY_SPLITS
-from monai_seq2seq.data.protocols import Protocol, SequenceSpec
+from monai_seq2seq.core.protocols import Protocol, SequenceSpec
+from monai_seq2seq.phantoms.toy import TOY_SPLITS
 
 __all__ = [
     "MODES",
@@ -79,26 +79,57 @@ PAPER_FIG4 = {
 MODES: dict[str, dict[str, Any]] = {
     # unit tests: seconds on 2 CPU cores
     "tiny": {
-        "image_size": 32, "train_sizes": [8, 16], "paper_sizes": None, "size_note": "test mode, not paper sizes",
-        "n_val": 8, "n_test": 8, "noise": 0.02,
-        "network": "tiny", "s2s_iterations": 2, "s2s_batch": 2, "s2s_lr": 2e-4, "md_batch": 8,
-        "cls_epochs": 1, "cls_batch": 8, "cls_lr": 1e-3,
+        "image_size": 32,
+        "train_sizes": [8, 16],
+        "paper_sizes": None,
+        "size_note": "test mode, not paper sizes",
+        "n_val": 8,
+        "n_test": 8,
+        "noise": 0.02,
+        "network": "tiny",
+        "s2s_iterations": 2,
+        "s2s_batch": 2,
+        "s2s_lr": 2e-4,
+        "md_batch": 8,
+        "cls_epochs": 1,
+        "cls_batch": 8,
+        "cls_lr": 1e-3,
     },
     # 2 CPU cores, roughly 20-30 min
     "quick": {
-        "image_size": 64, "train_sizes": [300, 500, 700, 900], "paper_sizes": [3000, 5000, 7000, 9000],
+        "image_size": 64,
+        "train_sizes": [300, 500, 700, 900],
+        "paper_sizes": [3000, 5000, 7000, 9000],
         "size_note": "the paper's training-set sizes divided by 10; images rendered at 64 x 64 instead of 128 x 128",
-        "n_val": 100, "n_test": 1000, "noise": 0.02,
-        "network": "small", "s2s_iterations": 1500, "s2s_batch": 2, "s2s_lr": 2e-4, "md_batch": 32,
-        "cls_epochs": 15, "cls_batch": 32, "cls_lr": 1e-3,
+        "n_val": 100,
+        "n_test": 1000,
+        "noise": 0.02,
+        "network": "small",
+        "s2s_iterations": 1500,
+        "s2s_batch": 2,
+        "s2s_lr": 2e-4,
+        "md_batch": 32,
+        "cls_epochs": 15,
+        "cls_batch": 32,
+        "cls_lr": 1e-3,
     },
     # the paper's setting, meant for a GPU
     "full": {
-        "image_size": 128, "train_sizes": [3000, 5000, 7000, 9000], "paper_sizes": [3000, 5000, 7000, 9000],
+        "image_size": 128,
+        "train_sizes": [3000, 5000, 7000, 9000],
+        "paper_sizes": [3000, 5000, 7000, 9000],
         "size_note": "the paper's training-set sizes and image size",
-        "n_val": 1000, "n_test": 10000, "noise": 0.02,
-        "network": "paper", "s2s_iterations": 11250, "s2s_batch": 8, "s2s_lr": 2e-4, "md_batch": 64,
-        "cls_epochs": 50, "cls_batch": 128, "cls_lr": 1e-3,
+        "n_val": 1000,
+        "n_test": 10000,
+        "noise": 0.02,
+        "network": "paper",
+        "s2s_iterations": 11250,
+        "s2s_batch": 8,
+        "s2s_lr": 2e-4,
+        "md_batch": 64,
+        "cls_epochs": 50,
+        "cls_batch": 128,
+        "cls_lr": 1e-3,
     },
 }
 """Settings per mode. ``s2s_iterations`` x ``s2s_batch`` samples, each giving all 4 ordered pairs (full: 10 epochs
@@ -121,11 +152,12 @@ def _check_device(device: str | torch.device) -> torch.device:
 
 
 # ---- data ---------------------------------------------------------------------------------------------------
-def load_split(split: str, num_samples: int, size: int, seed: int = 0, noise: float = 0.02,
-               progress: bool = True) -> dict[str, torch.Tensor]:
+def load_split(
+    split: str, num_samples: int, size: int, seed: int = 0, noise: float = 0.02, progress: bool = True
+) -> dict[str, torch.Tensor]:
     """Render ``num_samples`` toy samples of one split.
 
-    Images are rendered directly at ``size`` by :func:`~monai_seq2seq.data.phantoms.generate_toy_sample` (its
+    Images are rendered directly at ``size`` by :func:`~monai_seq2seq.phantoms.generate_toy_sample` (its
     geometry scales with the size) and clipped to [0, 1] (the noise can step slightly outside).
 
     Args:
@@ -141,7 +173,7 @@ def load_split(split: str, num_samples: int, size: int, seed: int = 0, noise: fl
         letter of X1 and of X2, 0 = "A") and ``unique`` bool (N, 2, size, size) (where the differing letter of
         each image covers at least half a pixel).
     """
-    from monai_seq2seq.data.phantoms.toy import generate_toy_sample
+    from monai_seq2seq.phantoms.toy import generate_toy_sample
 
     images = np.empty((num_samples, 2, size, size), dtype=np.float32)
     unique = np.empty((num_samples, 2, size, size), dtype=bool)
@@ -152,8 +184,11 @@ def load_split(split: str, num_samples: int, size: int, seed: int = 0, noise: fl
             images[i, k] = s[name]
             unique[i, k] = s[f"unique-{name}"] >= 0.5
         labels[i] = (s["label_X1"], s["label_X2"])
-    return {"images": torch.from_numpy(images).clamp_(0.0, 1.0), "labels": torch.from_numpy(labels),
-            "unique": torch.from_numpy(unique)}
+    return {
+        "images": torch.from_numpy(images).clamp_(0.0, 1.0),
+        "labels": torch.from_numpy(labels),
+        "unique": torch.from_numpy(unique),
+    }
 
 
 # ---- Seq2Seq -------------------------------------------------------------------------------------------------
@@ -178,9 +213,16 @@ def _all_pairs(x: torch.Tensor) -> tuple[torch.Tensor, list[int], torch.Tensor]:
     return sources, targets, truths
 
 
-def train_seq2seq(images: torch.Tensor, network: str, iterations: int, batch_size: int, lr: float,
-                  device: str | torch.device = "cpu", seed: int = 0,
-                  progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+def train_seq2seq(
+    images: torch.Tensor,
+    network: str,
+    iterations: int,
+    batch_size: int,
+    lr: float,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Train a Seq2Seq on X1 <-> X2 translation and self-reconstruction with an L1 loss only.
 
     Each iteration draws ``batch_size`` samples (with replacement) and averages the L1 loss of all four ordered
@@ -223,7 +265,7 @@ def train_seq2seq(images: torch.Tensor, network: str, iterations: int, batch_siz
         "network": network,
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "loss": "L1 only (no adversarial, perceptual or cycle term), all 4 ordered pairs incl. self-reconstruction, "
-                "in the [-1, 1] output space",
+        "in the [-1, 1] output space",
         "optimizer": f"Adam lr {lr:g} (default betas)",
         "iterations": iterations,
         "batch_size": batch_size,
@@ -238,9 +280,14 @@ def train_seq2seq(images: torch.Tensor, network: str, iterations: int, batch_siz
 
 
 @torch.no_grad()
-def differentiation_maps(net: nn.Module, images: torch.Tensor, device: str | torch.device = "cpu",
-                         batch_size: int = 32, include_self: bool = True,
-                         progress: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+def differentiation_maps(
+    net: nn.Module,
+    images: torch.Tensor,
+    device: str | torch.device = "cpu",
+    batch_size: int = 32,
+    include_self: bool = True,
+    progress: bool = False,
+) -> tuple[torch.Tensor, dict[str, Any]]:
     """``M_d(X1)``, ``M_d(X2)`` of every sample from the network's predictions, in [0, 1].
 
     Predictions are mapped back by ``(y + 1) / 2`` and clipped to [0, 1]; each map is
@@ -268,7 +315,7 @@ def differentiation_maps(net: nn.Module, images: torch.Tensor, device: str | tor
     pair_sum = dict.fromkeys(pair_names, 0.0)
     map_info: dict[str, Any] = {}
     for start in tqdm(range(0, images.shape[0], batch_size), desc="M_d", disable=not progress, leave=False):
-        x = images[start:start + batch_size].to(device)
+        x = images[start : start + batch_size].to(device)
         b = x.shape[0]
         sources, targets, _ = _all_pairs(x)
         pred = ((net(sources, targets) + 1.0) / 2.0).clamp(0.0, 1.0)[:, 0, 0]  # (4B, H, W)
@@ -278,7 +325,7 @@ def differentiation_maps(net: nn.Module, images: torch.Tensor, device: str | tor
         for k, target in enumerate(SEQUENCES):
             preds = {src: blocks[f"{src}->{target}"] for src in SEQUENCES}
             m, map_info[target] = differentiation_map(x[:, k], preds, target_name=target, include_self=include_self)
-            maps[start:start + b, k] = m.cpu()
+            maps[start : start + b, k] = m.cpu()
     n = max(1, images.shape[0])
     info = {
         "include_self": include_self,
@@ -304,8 +351,9 @@ def _map_focus(maps: torch.Tensor, unique: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _formula_check(net: nn.Module, images: torch.Tensor, maps: torch.Tensor, device: torch.device,
-                   include_self: bool) -> float:
+def _formula_check(
+    net: nn.Module, images: torch.Tensor, maps: torch.Tensor, device: torch.device, include_self: bool
+) -> float:
     """Largest |batched map - per-sample formula| over a few samples (one network call per source and target)."""
     worst = 0.0
     for i in range(images.shape[0]):
@@ -341,16 +389,27 @@ def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.de
     net.eval()
     correct = torch.zeros(y.shape[1], dtype=torch.long)
     for start in range(0, x.shape[0], batch):
-        logits = net(x[start:start + batch].to(device))
+        logits = net(x[start : start + batch].to(device))
         for k, head in enumerate(_heads(logits)):
-            correct[k] += int((head.argmax(1).cpu() == y[start:start + batch, k]).sum())
+            correct[k] += int((head.argmax(1).cpu() == y[start : start + batch, k]).sum())
     return (correct.double() / max(1, x.shape[0])).tolist()
 
 
-def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
-                     test_x: torch.Tensor, test_y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                     device: str | torch.device = "cpu", seed: int = 0, desc: str = "ResNet-18",
-                     progress: bool = True) -> dict[str, Any]:
+def train_classifier(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    desc: str = "ResNet-18",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train a ResNet-18 on both labels (sum of the two cross-entropies) and report test accuracies.
 
     The weights of the epoch with the best mean validation accuracy (first one on ties) are evaluated on the test
@@ -383,7 +442,7 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.
         order = torch.randperm(train_x.shape[0], generator=gen)
         total = 0.0
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             x, y = train_x[idx].to(device), train_y[idx].to(device)
             loss = sum(F.cross_entropy(h, y[:, k]) for k, h in enumerate(_heads(net(x))))
             opt.zero_grad(set_to_none=True)
@@ -399,8 +458,14 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.
     if best_state is not None:
         net.load_state_dict(best_state)
     acc = _accuracy(net, test_x, test_y, device, max(batch_size, 64))
-    return {"acc_X1": acc[0], "acc_X2": acc[1], "best_epoch": best_epoch, "val_history": val_history,
-            "train_loss": train_loss, "in_channels": int(train_x.shape[1])}
+    return {
+        "acc_X1": acc[0],
+        "acc_X2": acc[1],
+        "best_epoch": best_epoch,
+        "val_history": val_history,
+        "train_loss": train_loss,
+        "in_channels": int(train_x.shape[1]),
+    }
 
 
 # ---- outputs -------------------------------------------------------------------------------------------------
@@ -411,7 +476,7 @@ def _markdown(payload: dict[str, Any], header: str) -> str:
     lines += [
         "## Setting",
         "",
-        f"- Data: toy alphabet set (`monai_seq2seq.data.phantoms.toy`), images rendered at "
+        f"- Data: toy alphabet set (`monai_seq2seq.phantoms.toy`), images rendered at "
         f"{cfg['image_size']} x {cfg['image_size']} (paper: 128 x 128), noise sd {cfg['noise']}, clipped to [0, 1]; "
         f"training sizes {cfg['train_sizes']} ({cfg['size_note']}), nested (first N samples of the train split); "
         f"{cfg['n_val']} validation and {cfg['n_test']} test samples (disjoint splits; paper: 1,000 / 10,000); "
@@ -424,8 +489,11 @@ def _markdown(payload: dict[str, Any], header: str) -> str:
         f"{'included' if md['include_self'] else 'excluded'}); intensity space {md['intensity_space']}. "
         "Test mean absolute error per pair: " + ", ".join(f"{k} {v:.4f}" for k, v in md["pair_mae"].items()) + ".",
         "- M_d focus on the test split (mean on the differing letter / elsewhere): "
-        + ", ".join(f"{n} {md['focus'][f'{n}_on_differing_letter']:.4f} / {md['focus'][f'{n}_elsewhere']:.4f} "
-                    f"(x{md['focus'][f'{n}_ratio']:.2f})" for n in SEQUENCES)
+        + ", ".join(
+            f"{n} {md['focus'][f'{n}_on_differing_letter']:.4f} / {md['focus'][f'{n}_elsewhere']:.4f} "
+            f"(x{md['focus'][f'{n}_ratio']:.2f})"
+            for n in SEQUENCES
+        )
         + f"; batched maps vs per-sample formula: max |diff| {md['formula_check_max_abs_diff']:.2e}.",
         f"- Classifier: torchvision ResNet-18, random init (weights=None), first conv adapted to 2 or 4 input "
         f"channels, one 52-way output split into two 26-way heads (sum of cross-entropies); Adam lr {cfg['cls_lr']:g}, "
@@ -441,8 +509,10 @@ def _markdown(payload: dict[str, Any], header: str) -> str:
     for k, row in enumerate(payload["results"]):
         b, m = row["baseline"], row["with_md"]
         ps = str(paper_sizes[k]) if paper_sizes else "-"
-        lines.append(f"| {row['train_size']} | {ps} | {b['acc_X1']:.3f} | {b['acc_X2']:.3f} | {m['acc_X1']:.3f} | "
-                     f"{m['acc_X2']:.3f} | {row['improvement_X1']:+.3f} | {row['improvement_X2']:+.3f} |")
+        lines.append(
+            f"| {row['train_size']} | {ps} | {b['acc_X1']:.3f} | {b['acc_X2']:.3f} | {m['acc_X1']:.3f} | "
+            f"{m['acc_X2']:.3f} | {row['improvement_X1']:+.3f} | {row['improvement_X2']:+.3f} |"
+        )
     peak = payload["peak"]
     lines += [
         "",
@@ -463,27 +533,44 @@ def _figure(payload: dict[str, Any], example: dict[str, np.ndarray], path: Path)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from monai_seq2seq.utils import atomic_write
+    from monai_seq2seq.core.files import atomic_write
 
     sizes = [r["train_size"] for r in payload["results"]]
     fig = plt.figure(figsize=(11, 4.2))
     grid = fig.add_gridspec(2, 4, width_ratios=[3.2, 3.2, 1, 1])
     ax = fig.add_subplot(grid[:, :2])
     for name, colour in zip(SEQUENCES, ("tab:blue", "tab:orange"), strict=True):
-        ax.plot(sizes, [r["baseline"][f"acc_{name}"] for r in payload["results"]], ":o", color=colour,
-                label=f"{name} Baseline")
-        ax.plot(sizes, [r["with_md"][f"acc_{name}"] for r in payload["results"]], "-o", color=colour,
-                label=f"{name} Baseline+M_d")
-    ax.set_xlabel("training samples" + ("" if payload["config"]["paper_sizes"] is None else
-                                        f" ({payload['config']['size_note'].split(';')[0]})"), fontsize=8)
+        ax.plot(
+            sizes,
+            [r["baseline"][f"acc_{name}"] for r in payload["results"]],
+            ":o",
+            color=colour,
+            label=f"{name} Baseline",
+        )
+        ax.plot(
+            sizes,
+            [r["with_md"][f"acc_{name}"] for r in payload["results"]],
+            "-o",
+            color=colour,
+            label=f"{name} Baseline+M_d",
+        )
+    ax.set_xlabel(
+        "training samples"
+        + ("" if payload["config"]["paper_sizes"] is None else f" ({payload['config']['size_note'].split(';')[0]})"),
+        fontsize=8,
+    )
     ax.set_ylabel("test accuracy (26 classes)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(sizes)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Fig. 4 analogue: toy alphabet recognition ({payload['mode']} mode)", fontsize=10)
-    panels = [("X1", example["X1"], "gray"), ("X2", example["X2"], "gray"), ("M_d(X1)", example["Md1"], "magma"),
-              ("M_d(X2)", example["Md2"], "magma")]
+    panels = [
+        ("X1", example["X1"], "gray"),
+        ("X2", example["X2"], "gray"),
+        ("M_d(X1)", example["Md1"], "magma"),
+        ("M_d(X2)", example["Md2"], "magma"),
+    ]
     for k, (title, img, cmap) in enumerate(panels):
         a = fig.add_subplot(grid[k // 2, 2 + k % 2])
         a.imshow(img, cmap=cmap, vmin=0, vmax=1 if cmap == "gray" else max(1e-6, float(img.max())))
@@ -503,10 +590,18 @@ def _peak(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device: str = "cpu", seed: int = 0,
-                   command: str = "", include_self: bool = True, network: str | None = None,
-                   progress: bool = True, train_sizes: list[int] | None = None,
-                   n_val: int | None = None) -> dict[str, Any]:
+def run_experiment(
+    out: str | Path = "docs/results",
+    mode: str = "quick",
+    device: str = "cpu",
+    seed: int = 0,
+    command: str = "",
+    include_self: bool = True,
+    network: str | None = None,
+    progress: bool = True,
+    train_sizes: list[int] | None = None,
+    n_val: int | None = None,
+) -> dict[str, Any]:
     """Run the experiment and write ``fig4_toy.{md,json,png}`` into ``out``.
 
     Args:
@@ -530,7 +625,7 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
     """
     from monai.utils import set_determinism
 
-    from monai_seq2seq.utils import atomic_write_text, ensure_writable_dir
+    from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 
     cfg = _check_mode(mode)
     if network is not None:
@@ -539,8 +634,9 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
         sizes = sorted({int(n) for n in train_sizes})
         if not sizes or sizes[0] < 1 or sizes[-1] > TOY_SPLITS["train"]:
             raise ValueError(f"train_sizes must lie in 1..{TOY_SPLITS['train']}, got {list(train_sizes)}.")
-        cfg.update(train_sizes=sizes, paper_sizes=None,
-                   size_note=f"set by train_sizes; mode {mode} has {cfg['train_sizes']}")
+        cfg.update(
+            train_sizes=sizes, paper_sizes=None, size_note=f"set by train_sizes; mode {mode} has {cfg['train_sizes']}"
+        )
     if n_val is not None:
         if not 1 <= int(n_val) <= TOY_SPLITS["val"]:
             raise ValueError(f"n_val must lie in 1..{TOY_SPLITS['val']}, got {n_val}.")
@@ -563,8 +659,16 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
     timings["data_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    net, s2s_info = train_seq2seq(data["train"]["images"], cfg["network"], cfg["s2s_iterations"], cfg["s2s_batch"],
-                                  cfg["s2s_lr"], dev, seed, progress)
+    net, s2s_info = train_seq2seq(
+        data["train"]["images"],
+        cfg["network"],
+        cfg["s2s_iterations"],
+        cfg["s2s_batch"],
+        cfg["s2s_lr"],
+        dev,
+        seed,
+        progress,
+    )
     timings["seq2seq_train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -575,8 +679,9 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
             md_info = info
     md_info["focus"] = _map_focus(maps["test"], data["test"]["unique"])
     n_check = min(1 if mode == "tiny" else 4, cfg["n_test"])
-    md_info["formula_check_max_abs_diff"] = _formula_check(net, data["test"]["images"][:n_check],
-                                                           maps["test"][:n_check], dev, include_self)
+    md_info["formula_check_max_abs_diff"] = _formula_check(
+        net, data["test"]["images"][:n_check], maps["test"][:n_check], dev, include_self
+    )
     md_info["formula_check_samples"] = n_check
     timings["maps_s"] = time.perf_counter() - t0
     del net
@@ -591,9 +696,19 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
         row: dict[str, Any] = {"train_size": n}
         for model, x in inputs.items():
             row[model] = train_classifier(
-                x["train"][:n], data["train"]["labels"][:n], x["val"], data["val"]["labels"], x["test"],
-                data["test"]["labels"], cfg["cls_epochs"], cfg["cls_batch"], cfg["cls_lr"], dev, seed,
-                f"ResNet-18 {model} n={n}", progress,
+                x["train"][:n],
+                data["train"]["labels"][:n],
+                x["val"],
+                data["val"]["labels"],
+                x["test"],
+                data["test"]["labels"],
+                cfg["cls_epochs"],
+                cfg["cls_batch"],
+                cfg["cls_lr"],
+                dev,
+                seed,
+                f"ResNet-18 {model} n={n}",
+                progress,
             )
         for name in SEQUENCES:
             row[f"improvement_{name}"] = row["with_md"][f"acc_{name}"] - row["baseline"][f"acc_{name}"]
@@ -604,9 +719,18 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     payload: dict[str, Any] = {
         "experiment": "Fig. 4 analogue: alphabet recognition with the imaging-differentiation map",
-        "date_utc": date, "machine": where, "mode": mode, "device": str(dev), "command": command,
-        "config": cfg, "seq2seq": s2s_info, "differentiation_map": md_info, "results": results,
-        "peak": _peak(results), "paper": PAPER_FIG4, "timings_s": timings,
+        "date_utc": date,
+        "machine": where,
+        "mode": mode,
+        "device": str(dev),
+        "command": command,
+        "config": cfg,
+        "seq2seq": s2s_info,
+        "differentiation_map": md_info,
+        "results": results,
+        "peak": _peak(results),
+        "paper": PAPER_FIG4,
+        "timings_s": timings,
     }
     header = (
         "# Fig. 4 analogue: alphabet recognition with the imaging-differentiation map (toy set)\n\n"
@@ -615,11 +739,15 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
     atomic_write_text(out / "fig4_toy.md", _markdown(payload, header))
     atomic_write_text(out / "fig4_toy.json", json.dumps(_finite(payload), indent=1, default=str))
     t = data["test"]
-    from monai_seq2seq.data.phantoms.toy import LETTERS
+    from monai_seq2seq.phantoms.toy import LETTERS
 
-    example = {"X1": t["images"][0, 0].numpy(), "X2": t["images"][0, 1].numpy(), "Md1": maps["test"][0, 0].numpy(),
-               "Md2": maps["test"][0, 1].numpy(),
-               "letters": f"X1 '{LETTERS[int(t['labels'][0, 0])]}', X2 '{LETTERS[int(t['labels'][0, 1])]}'"}
+    example = {
+        "X1": t["images"][0, 0].numpy(),
+        "X2": t["images"][0, 1].numpy(),
+        "Md1": maps["test"][0, 0].numpy(),
+        "Md2": maps["test"][0, 1].numpy(),
+        "letters": f"X1 '{LETTERS[int(t['labels'][0, 0])]}', X2 '{LETTERS[int(t['labels'][0, 1])]}'",
+    }
     _figure(payload, example, out / "fig4_toy.png")
     return payload
 
@@ -656,13 +784,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--network", default=None, help="Seq2Seq size overriding the mode's (tiny/small/paper/released)")
     p.add_argument("--train_sizes", type=int, nargs="+", default=None, help="training-set sizes overriding the mode's")
     p.add_argument("--n_val", type=int, default=None, help="validation samples overriding the mode's")
-    p.add_argument("--others_only", action="store_true",
-                   help="M_d from the other sequence only (default: self-reconstruction included)")
+    p.add_argument(
+        "--others_only",
+        action="store_true",
+        help="M_d from the other sequence only (default: self-reconstruction included)",
+    )
     a = p.parse_args(argv)
     mode = a.mode or ("tiny" if a.tiny else "full" if a.full else "quick")
     command = "python -m experiments.toy_alphabet " + " ".join(sys.argv[1:] if argv is None else argv)
-    return run_experiment(a.out, mode, a.device, a.seed, command.strip(), not a.others_only, a.network,
-                          train_sizes=a.train_sizes, n_val=a.n_val)
+    return run_experiment(
+        a.out,
+        mode,
+        a.device,
+        a.seed,
+        command.strip(),
+        not a.others_only,
+        a.network,
+        train_sizes=a.train_sizes,
+        n_val=a.n_val,
+    )
 
 
 if __name__ == "__main__":

@@ -79,35 +79,93 @@ TEST_SEED_OFFSET = 1000
 
 MODES: dict[str, dict[str, Any]] = {
     # tests: untrained-ish tiny networks on a coarse phantom, seconds on a CPU
-    "tiny": {"network": "tiny", "spacing": 8.0, "n_train": 1, "n_test": 1, "iterations": 3, "roi": (24, 24),
-             "batch_size": 1, "disc_channels": 8, "disc_layers": 2, "eval_batch": 32},
+    "tiny": {
+        "network": "tiny",
+        "spacing": 8.0,
+        "n_train": 1,
+        "n_test": 1,
+        "iterations": 3,
+        "roi": (24, 24),
+        "batch_size": 1,
+        "disc_channels": 8,
+        "disc_layers": 2,
+        "eval_batch": 32,
+    },
     # CPU-feasible: "small" network, 4 mm phantom, 1000 iterations per Seq2Seq model (400 took 3 min for all four
     # methods on a 2-core AMD EPYC, 2026-12-01)
-    "quick": {"network": "small", "spacing": 4.0, "n_train": 6, "n_test": 3, "iterations": 1000, "roi": (48, 48),
-              "batch_size": 1, "disc_channels": 16, "disc_layers": 3, "eval_batch": 16},
+    "quick": {
+        "network": "small",
+        "spacing": 4.0,
+        "n_train": 6,
+        "n_test": 3,
+        "iterations": 1000,
+        "roi": (48, 48),
+        "batch_size": 1,
+        "disc_channels": 16,
+        "disc_layers": 3,
+        "eval_batch": 16,
+    },
     # meant for a GPU: "small" network, 2 mm phantom, thousands of iterations per method
-    "full": {"network": "small", "spacing": 2.0, "n_train": 20, "n_test": 5, "iterations": 6000, "roi": (96, 96),
-             "batch_size": 1, "disc_channels": 32, "disc_layers": 3, "eval_batch": 32},
+    "full": {
+        "network": "small",
+        "spacing": 2.0,
+        "n_train": 20,
+        "n_test": 5,
+        "iterations": 6000,
+        "roi": (96, 96),
+        "batch_size": 1,
+        "disc_channels": 32,
+        "disc_layers": 3,
+        "eval_batch": 32,
+    },
 }
 """Settings per mode. ``iterations``: training iterations of each Seq2Seq model (one (source, target) pair per
 iteration); the per-pair models' iterations follow from ``pair_budget`` (see :func:`pair_iterations`)."""
 
 PAIR_BUDGETS = {
     "split": "the Seq2Seq budget is split over the 12 per-pair models: each gets ceil(iterations / 12), so the "
-             "baseline as a whole trains about as many iterations as ONE Seq2Seq model",
+    "baseline as a whole trains about as many iterations as ONE Seq2Seq model",
     "same": "each of the 12 per-pair models gets the full Seq2Seq budget (12x the iterations of one Seq2Seq model)",
 }
 
 PAPER_TABLE1: dict[str, dict[str, Any]] = {
     # BraTS2021 columns of the paper's Table 1 (mean +- std; LPIPS as printed, i.e. x100); rows that correspond
-    "Seq2Seq-A": {"psnr": (20.8, 1.7), "ssim": (0.465, 0.077), "lpips_x100": (18.5, 4.1), "mpa": 43.7,
-                  "gmacs": 105.5, "models": 1, "paper_row": "Seq2Seq-A"},
-    "Seq2Seq-B": {"psnr": (27.0, 3.0), "ssim": (0.846, 0.061), "lpips_x100": (12.9, 4.1), "mpa": 520.6,
-                  "gmacs": 83.8, "models": 1, "paper_row": "Seq2Seq-B"},
-    "Seq2Seq-C": {"psnr": (27.8, 3.3), "ssim": (0.872, 0.062), "lpips_x100": (10.9, 4.1), "mpa": 35.8,
-                  "gmacs": 83.4, "models": 1, "paper_row": "Seq2Seq-C"},
-    PAIR_METHOD: {"psnr": (26.4, 3.2), "ssim": (0.849, 0.067), "lpips_x100": (13.8, 4.5), "mpa": 136.5,
-                  "gmacs": 31.6, "models": 12, "paper_row": "Pix2Pix [37]"},
+    "Seq2Seq-A": {
+        "psnr": (20.8, 1.7),
+        "ssim": (0.465, 0.077),
+        "lpips_x100": (18.5, 4.1),
+        "mpa": 43.7,
+        "gmacs": 105.5,
+        "models": 1,
+        "paper_row": "Seq2Seq-A",
+    },
+    "Seq2Seq-B": {
+        "psnr": (27.0, 3.0),
+        "ssim": (0.846, 0.061),
+        "lpips_x100": (12.9, 4.1),
+        "mpa": 520.6,
+        "gmacs": 83.8,
+        "models": 1,
+        "paper_row": "Seq2Seq-B",
+    },
+    "Seq2Seq-C": {
+        "psnr": (27.8, 3.3),
+        "ssim": (0.872, 0.062),
+        "lpips_x100": (10.9, 4.1),
+        "mpa": 35.8,
+        "gmacs": 83.4,
+        "models": 1,
+        "paper_row": "Seq2Seq-C",
+    },
+    PAIR_METHOD: {
+        "psnr": (26.4, 3.2),
+        "ssim": (0.849, 0.067),
+        "lpips_x100": (13.8, 4.5),
+        "mpa": 136.5,
+        "gmacs": 31.6,
+        "models": 12,
+        "paper_row": "Pix2Pix [37]",
+    },
 }
 """The paper's Table 1 (BraTS2021), transcribed for the rows that correspond to ours (MM-GAN and ResViT have no
 counterpart here)."""
@@ -174,8 +232,11 @@ class PlainEncoderDecoder(nn.Module):
         if name not in SEQ2SEQ_CONFIGS:
             raise ValueError(f"unknown network size {name!r}; choose from {sorted(SEQ2SEQ_CONFIGS)}.")
         cfg = SEQ2SEQ_CONFIGS[name]
-        kwargs = {"channels": cfg["channels"], "num_res_blocks": cfg["num_res_blocks"],
-                  "num_dec_res_blocks": cfg["num_hyper_res_blocks"]}
+        kwargs = {
+            "channels": cfg["channels"],
+            "num_res_blocks": cfg["num_res_blocks"],
+            "num_dec_res_blocks": cfg["num_hyper_res_blocks"],
+        }
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -204,8 +265,9 @@ class PairInferer(Inferer):
         super().__init__()
         self.target = int(target)
 
-    def __call__(self, inputs: torch.Tensor, network: Callable, target: Any = None, *args: Any,
-                 **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, inputs: torch.Tensor, network: Callable, target: Any = None, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         if target is None or int(target) == self.target:
             return network(inputs)
         return inputs.detach()
@@ -233,8 +295,10 @@ class FixedPairTrainer(Seq2SeqTrainer):
             RuntimeError: the batch lacks the source or the target.
         """
         if self.pair[0] not in available or self.pair[1] not in available:
-            raise RuntimeError(f"batch lacks pair {self.pair} (available: {list(available)}); train the per-pair "
-                               "model only on subjects that have both sequences.")
+            raise RuntimeError(
+                f"batch lacks pair {self.pair} (available: {list(available)}); train the per-pair "
+                "model only on subjects that have both sequences."
+            )
         return self.pair
 
 
@@ -327,8 +391,11 @@ def paper_size_profile(size: int = 192) -> dict[str, Any]:
         model = PlainEncoderDecoder.from_config("paper", spatial_dims=2, in_channels=3)
         macs = count_macs(model, torch.zeros(1, 3, size, size))
     params = sum(p.numel() for p in model.parameters())
-    out[PAIR_METHOD] = {"params_M": params * len(TRANSLATIONS) / 1e6, "params_per_model_M": params / 1e6,
-                        "gmacs": macs / 1e9}
+    out[PAIR_METHOD] = {
+        "params_M": params * len(TRANSLATIONS) / 1e6,
+        "params_per_model_M": params / 1e6,
+        "gmacs": macs / 1e9,
+    }
     return out
 
 
@@ -369,16 +436,21 @@ def _data(cfg: dict, seed: int, datalist: str | None) -> tuple[list[dict], list[
         train = _load_subjects(train_items, "train subjects", True)
         test = _load_subjects(test_items, "test subjects", True)
     else:
-        from monai_seq2seq.data.phantoms import BrainPhantomCohort
+        from monai_seq2seq.phantoms import BrainPhantomCohort
 
         test_seed = seed + TEST_SEED_OFFSET
         info = {"source": "brain phantom", "train_seed": seed, "test_seed": test_seed, "spacing_mm": cfg["spacing"]}
-        train = _load_subjects(BrainPhantomCohort(cfg["n_train"], seed=seed, spacing=cfg["spacing"]),
-                               "train subjects", False)
-        test = _load_subjects(BrainPhantomCohort(cfg["n_test"], seed=test_seed, spacing=cfg["spacing"]),
-                              "test subjects", False)
-    info.update(n_train=len(train), n_test=len(test),
-                grid=list(next(iter(test[0]["volumes"].values())).shape[1:]) if test else None)
+        train = _load_subjects(
+            BrainPhantomCohort(cfg["n_train"], seed=seed, spacing=cfg["spacing"]), "train subjects", False
+        )
+        test = _load_subjects(
+            BrainPhantomCohort(cfg["n_test"], seed=test_seed, spacing=cfg["spacing"]), "test subjects", False
+        )
+    info.update(
+        n_train=len(train),
+        n_test=len(test),
+        grid=list(next(iter(test[0]["volumes"].values())).shape[1:]) if test else None,
+    )
     return train, test, info
 
 
@@ -399,8 +471,13 @@ def _train_loader(samples: list[dict], cfg: dict, seed: int, silence_prob: float
         steps.append(RandSilenceSequencesd(list(SEQUENCES), prob=silence_prob, min_silence=1, max_silence=3))
     steps.append(Slices25Dd(list(SEQUENCES), num_slices=3, axis=-1, roi_size=cfg["roi"], random=True))
     transform = Compose(steps).set_random_state(seed)
-    return DataLoader(Dataset(samples, transform), batch_size=cfg["batch_size"], shuffle=True, num_workers=0,
-                      collate_fn=AvailabilityCollate(list(SEQUENCES)))
+    return DataLoader(
+        Dataset(samples, transform),
+        batch_size=cfg["batch_size"],
+        shuffle=True,
+        num_workers=0,
+        collate_fn=AvailabilityCollate(list(SEQUENCES)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -415,16 +492,25 @@ def _perceptual(device: torch.device) -> tuple[nn.Module | None, str]:
     return build_perceptual_loss("hub", device=device, spatial_dims=2), f"on (VGG19 from {path})"
 
 
-def _train(generator: nn.Module, loader, iterations: int, cfg: dict, device: torch.device, perceptual,
-           desc: str, pair: tuple[int, int] | None = None) -> tuple[float, int]:
+def _train(
+    generator: nn.Module,
+    loader,
+    iterations: int,
+    cfg: dict,
+    device: torch.device,
+    perceptual,
+    desc: str,
+    pair: tuple[int, int] | None = None,
+) -> tuple[float, int]:
     """Train ``generator`` with the repo's trainer for ``iterations`` iterations; returns (seconds, iterations run)."""
     from ignite.engine import Events
 
     from monai_seq2seq.losses import PAPER_WEIGHTS, Seq2SeqLoss
     from monai_seq2seq.networks import SequenceDiscriminators
 
-    discriminator = SequenceDiscriminators(2, 3, len(SEQUENCES), channels=cfg["disc_channels"],
-                                           num_layers_d=cfg["disc_layers"]).to(device)
+    discriminator = SequenceDiscriminators(
+        2, 3, len(SEQUENCES), channels=cfg["disc_channels"], num_layers_d=cfg["disc_layers"]
+    ).to(device)
     weights = dict(PAPER_WEIGHTS)
     if pair is not None:
         weights["lambda_cyc"] = 0.0  # no reverse generator (Pix2Pix objective: L1 + adversarial)
@@ -432,9 +518,17 @@ def _train(generator: nn.Module, loader, iterations: int, cfg: dict, device: tor
     g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     kwargs: dict[str, Any] = {
-        "device": device, "max_epochs": 1, "epoch_length": int(iterations), "train_data_loader": loader,
-        "generator": generator, "discriminator": discriminator, "g_optimizer": g_opt, "d_optimizer": d_opt,
-        "loss_function": loss, "sequence_keys": list(SEQUENCES), "amp": device.type == "cuda",
+        "device": device,
+        "max_epochs": 1,
+        "epoch_length": int(iterations),
+        "train_data_loader": loader,
+        "generator": generator,
+        "discriminator": discriminator,
+        "g_optimizer": g_opt,
+        "d_optimizer": d_opt,
+        "loss_function": loss,
+        "sequence_keys": list(SEQUENCES),
+        "amp": device.type == "cuda",
     }
     if pair is None:
         trainer = Seq2SeqTrainer(**kwargs)
@@ -459,20 +553,22 @@ def _plain_volume(model: nn.Module, volume: torch.Tensor, device: torch.device, 
     pieces = []
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for start in range(0, slabs.shape[0], batch):
-            pieces.append(model(slabs[start: start + batch].to(device)).float().cpu())
+            pieces.append(model(slabs[start : start + batch].to(device)).float().cpu())
     out = torch.cat(pieces)[..., :height, :width]
     return ((slabs_to_volume(out, "middle") + 1) / 2).clamp(0, 1)
 
 
-def _predictions(method: str, models: list[nn.Module], vols: dict[str, torch.Tensor], device: torch.device,
-                 batch: int) -> dict[tuple[str, str], torch.Tensor]:
+def _predictions(
+    method: str, models: list[nn.Module], vols: dict[str, torch.Tensor], device: torch.device, batch: int
+) -> dict[tuple[str, str], torch.Tensor]:
     """(source, target) -> synthetic (T, X, Y, Z) in [0, 1] for every translation the subject allows."""
     names = [s for s in SEQUENCES if s in vols]
     if method in VARIANTS:
         from monai_seq2seq.inference import Seq2SeqSynthesizer
 
-        synth = Seq2SeqSynthesizer(models[0], "brain", batch_size=batch, device=device, progress=False,
-                                   amp=device.type == "cuda")
+        synth = Seq2SeqSynthesizer(
+            models[0], "brain", batch_size=batch, device=device, progress=False, amp=device.type == "cuda"
+        )
         preds = synth.all_pairs(vols, targets=names, sources=names)
         return {(s, t): preds[t][s] for s in names for t in names if s != t}
     out = {}
@@ -482,8 +578,9 @@ def _predictions(method: str, models: list[nn.Module], vols: dict[str, torch.Ten
     return out
 
 
-def _evaluate(method: str, models: list[nn.Module], test: list[dict], device: torch.device, batch: int,
-              lpips_model) -> dict[str, Any]:
+def _evaluate(
+    method: str, models: list[nn.Module], test: list[dict], device: torch.device, batch: int, lpips_model
+) -> dict[str, Any]:
     from monai_seq2seq.analysis.metrics import pair_metrics
 
     records = []
@@ -518,8 +615,13 @@ def _summarise(records: list[dict], metric_names: Sequence[str]) -> tuple[dict[s
 # outputs
 def _machine(device: torch.device) -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "device": str(device) + (f" ({gpu})" if gpu else ""), "torch_threads": torch.get_num_threads()}
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "device": str(device) + (f" ({gpu})" if gpu else ""),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _short_lpips_reason(reason: str) -> str:
@@ -555,11 +657,15 @@ def _markdown(payload: dict[str, Any]) -> str:
         f"- mode: `{payload['mode']}` (network size `{cfg['network']}`, 2.5D crops {cfg['roi'][0]}x{cfg['roi'][1]}, "
         f"batch {cfg['batch_size']}, seed {payload['seed']})",
         f"- command: `{payload['command'] or '(run_experiment called from Python)'}`",
-        "- data: " + (f"brain phantom, {data['spacing_mm']} mm; training subjects: {data['n_train']} (seed "
-                      f"{data['train_seed']}); held-out subjects: {data['n_test']} (seed {data['test_seed']}); grid "
-                      f"{data['grid']}" if data["source"] == "brain phantom" else
-                      f"datalist {data['datalist']}: {data['n_train']} subjects ({data['train_split']}) for training, "
-                      f"{data['n_test']} ({data['test_split']}) held out"),
+        "- data: "
+        + (
+            f"brain phantom, {data['spacing_mm']} mm; training subjects: {data['n_train']} (seed "
+            f"{data['train_seed']}); held-out subjects: {data['n_test']} (seed {data['test_seed']}); grid "
+            f"{data['grid']}"
+            if data["source"] == "brain phantom"
+            else f"datalist {data['datalist']}: {data['n_train']} subjects ({data['train_split']}) for training, "
+            f"{data['n_test']} ({data['test_split']}) held out"
+        ),
         f"- budget: Seq2Seq-A/B/C: {budget['seq2seq_iterations']} iterations each (one (source, target) pair per "
         f"iteration, drawn uniformly from the 16 ordered pairs incl. the 4 self-reconstructions: about "
         f"{budget['seq2seq_iterations'] / 16:.1f} iterations per pair). Per-pair: 12 models x "
@@ -576,11 +682,24 @@ def _markdown(payload: dict[str, Any]) -> str:
         paper = PAPER_TABLE1[name]
         lpips_cell = _fmt(r["mean"].get("lpips"), 1, 100.0) if lp["available"] else f"n/a ({lp['short']})"
         size = ref.get(name, {})
-        ours = [str(r["n_models"]), str(r["iterations_per_model"]), _fmt(r["mean"]["psnr"], 2),
-                _fmt(r["mean"]["ssim"], 3), lpips_cell, f"{r['params'] / 1e6:.3f}", f"{r['macs_per_slice'] / 1e9:.4f}",
-                f"{size.get('params_M', float('nan')):.1f} / {size.get('gmacs', float('nan')):.1f}"]
-        theirs = [paper["paper_row"], _paper_fmt(paper["psnr"], 1), _paper_fmt(paper["ssim"], 3),
-                  _paper_fmt(paper["lpips_x100"], 1), str(paper["mpa"]), str(paper["gmacs"])]
+        ours = [
+            str(r["n_models"]),
+            str(r["iterations_per_model"]),
+            _fmt(r["mean"]["psnr"], 2),
+            _fmt(r["mean"]["ssim"], 3),
+            lpips_cell,
+            f"{r['params'] / 1e6:.3f}",
+            f"{r['macs_per_slice'] / 1e9:.4f}",
+            f"{size.get('params_M', float('nan')):.1f} / {size.get('gmacs', float('nan')):.1f}",
+        ]
+        theirs = [
+            paper["paper_row"],
+            _paper_fmt(paper["psnr"], 1),
+            _paper_fmt(paper["ssim"], 3),
+            _paper_fmt(paper["lpips_x100"], 1),
+            str(paper["mpa"]),
+            str(paper["gmacs"]),
+        ]
         lines.append(f"| {name} | " + " | ".join(ours + theirs) + " |")
     lines += [
         "",
@@ -611,8 +730,11 @@ def _markdown(payload: dict[str, Any]) -> str:
             tr = r["per_translation"].get(key)
             cells.append(f"{tr['psnr']['mean']:.2f} / {tr['ssim']['mean']:.3f}" if tr else "n/a")
         lines.append(f"| {s} → {t} | " + " | ".join(cells) + " |")
-    lines += ["", "Training time (s): " + ", ".join(f"{n}: {r['seconds_train']:.1f}"
-                                                     for n, r in payload["methods"].items()), ""]
+    lines += [
+        "",
+        "Training time (s): " + ", ".join(f"{n}: {r['seconds_train']:.1f}" for n, r in payload["methods"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -622,7 +744,7 @@ def _figure(payload: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from monai_seq2seq.utils import atomic_write
+    from monai_seq2seq.core.files import atomic_write
 
     names = list(payload["methods"])
     x = np.arange(len(names))
@@ -644,9 +766,17 @@ def _figure(payload: dict[str, Any], path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # entry points
-def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device: str = "cpu", seed: int = 0,
-                   command: str = "", datalist: str | None = None, pair_budget: str = "split",
-                   silence_prob: float = 0.0, methods: Sequence[str] = METHODS) -> dict[str, Any]:
+def run_experiment(
+    out: str | Path = "docs/results",
+    mode: str = "quick",
+    device: str = "cpu",
+    seed: int = 0,
+    command: str = "",
+    datalist: str | None = None,
+    pair_budget: str = "split",
+    silence_prob: float = 0.0,
+    methods: Sequence[str] = METHODS,
+) -> dict[str, Any]:
     """Train and evaluate every method and write ``table1_variants.{md,json,png}`` into ``out``.
 
     Args:
@@ -671,7 +801,7 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
     from monai.utils import set_determinism
 
     from monai_seq2seq.analysis.perceptual import load_lpips
-    from monai_seq2seq.utils import atomic_write_text, ensure_writable_dir
+    from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {sorted(MODES)}.")
@@ -710,8 +840,9 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
         macs = count_macs(models[0], probe, 1) if method in VARIANTS else count_macs(models[0], probe)
         if method in VARIANTS:
             set_determinism(seed)
-            seconds, run = _train(models[0], _train_loader(samples, cfg, seed, silence_prob), iterations, cfg, dev,
-                                  perceptual, method)
+            seconds, run = _train(
+                models[0], _train_loader(samples, cfg, seed, silence_prob), iterations, cfg, dev, perceptual, method
+            )
             runs = [run]
             its = iterations
         else:
@@ -721,8 +852,16 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
                 if not pair_samples:
                     raise ValueError(f"no training subject has both {s} and {t} for the per-pair baseline.")
                 set_determinism(seed + k)
-                took, run = _train(model, _train_loader(pair_samples, cfg, seed + k, 0.0), per_pair, cfg, dev,
-                                   perceptual, f"{s}->{t}", pair=(SEQUENCES.index(s), SEQUENCES.index(t)))
+                took, run = _train(
+                    model,
+                    _train_loader(pair_samples, cfg, seed + k, 0.0),
+                    per_pair,
+                    cfg,
+                    dev,
+                    perceptual,
+                    f"{s}->{t}",
+                    pair=(SEQUENCES.index(s), SEQUENCES.index(t)),
+                )
                 seconds += took
                 runs.append(run)
             its = per_pair
@@ -758,13 +897,20 @@ def run_experiment(out: str | Path = "docs/results", mode: str = "quick", device
         "command": command,
         "config": cfg,
         "data": data_info,
-        "budget": {"seq2seq_iterations": iterations, "pair_budget": pair_budget, "pair_iterations": per_pair,
-                   "pair_total_iterations": per_pair * len(TRANSLATIONS),
-                   "description": PAIR_BUDGETS[pair_budget]},
+        "budget": {
+            "seq2seq_iterations": iterations,
+            "pair_budget": pair_budget,
+            "pair_iterations": per_pair,
+            "pair_total_iterations": per_pair * len(TRANSLATIONS),
+            "description": PAIR_BUDGETS[pair_budget],
+        },
         "silence_prob": silence_prob,
         "perceptual": perceptual_info,
-        "lpips": {"available": lpips_model is not None, "reason": lpips_status.reason,
-                  "short": _short_lpips_reason(lpips_status.reason) if lpips_model is None else "available"},
+        "lpips": {
+            "available": lpips_model is not None,
+            "reason": lpips_status.reason,
+            "short": _short_lpips_reason(lpips_status.reason) if lpips_model is None else "available",
+        },
         "slice": first["slice_size"],
         "paper_size_profile": paper_size_profile(),
         "methods": results,
@@ -789,8 +935,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = list(sys.argv[1:] if argv is None else argv)
     a = p.parse_args(args)
     command = "python -m experiments.variants_table " + " ".join(args)
-    return run_experiment(a.out, a.mode, a.device, a.seed, command.strip(), a.datalist, a.pair_budget,
-                          a.silence_prob, a.methods)
+    return run_experiment(
+        a.out, a.mode, a.device, a.seed, command.strip(), a.datalist, a.pair_budget, a.silence_prob, a.methods
+    )
 
 
 if __name__ == "__main__":

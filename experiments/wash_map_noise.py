@@ -48,8 +48,9 @@ def _corr(a, b) -> float:
     return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
 
 
-def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: bool = True,
-            bundle: Path = BUNDLE) -> dict[str, Any]:
+def measure(
+    seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: bool = True, bundle: Path = BUNDLE
+) -> dict[str, Any]:
     """Noise figures of the wash maps of ``subjects`` breast phantom subjects (bundle geometry: 2 mm, 160x96x64).
 
     Args:
@@ -64,8 +65,8 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
     """
     from scipy.ndimage import uniform_filter
 
-    from monai_seq2seq.data import BREAST
-    from monai_seq2seq.data.phantoms import BreastPhantomCohort
+    from monai_seq2seq.core import BREAST
+    from monai_seq2seq.phantoms import BreastPhantomCohort
     from monai_seq2seq.transforms import PercentileScaleIntensityd
 
     names = ("T1", "FatSatT1", "T2", "DCE", "FatSatDCE", "WashIn", "WashOut", "DWI")
@@ -93,22 +94,35 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
         bands = []
         for lo, hi in S0_BANDS:
             m = body & (s0 >= lo) & (s0 < hi) & ~lesion
-            bands.append({"s0": [lo, hi], "voxels": int(m.sum()),
-                          "wash_in_sd": float(wash_in[m].std()) if m.any() else None,
-                          "thresholded_fraction": float(1.0 - kept[m].mean()) if m.any() else None})
+            bands.append(
+                {
+                    "s0": [lo, hi],
+                    "voxels": int(m.sum()),
+                    "wash_in_sd": float(wash_in[m].std()) if m.any() else None,
+                    "thresholded_fraction": float(1.0 - kept[m].mean()) if m.any() else None,
+                }
+            )
         norm = by_window(raw)
         stages = {STAGES[0]: by_percentile(plain), STAGES[1]: by_percentile(raw), STAGES[2]: norm}
         flat = np.sort(s0.ravel())  # the transform's threshold: 0.1 x the 99th percentile (k-th value)
         threshold = 0.1 * float(flat[int(np.ceil(0.99 * flat.size)) - 1])
         lesion_in, lesion_out = wash_in[lesion], np.asarray(plain["WashOut"])[0][lesion]
-        rec: dict[str, Any] = {"subject": str(raw.get("subject", i)), "body_voxels": int(body.sum()),
-                               "lesion": {"min_s0_over_threshold": float(s0[lesion].min() / threshold),
-                                          "wash_in_median": float(np.median(lesion_in)),
-                                          "wash_in_p95": float(np.percentile(lesion_in, 95)),
-                                          "wash_out_median": float(np.median(lesion_out))} if lesion.any() else None,
-                               "thresholded_voxels": int((body & ~kept).sum()),
-                               "lesion_wash_in_mean": float(wash_in[lesion].mean()) if lesion.any() else None,
-                               "wash_in_sd_by_s0": bands, "maps": {}}
+        rec: dict[str, Any] = {
+            "subject": str(raw.get("subject", i)),
+            "body_voxels": int(body.sum()),
+            "lesion": {
+                "min_s0_over_threshold": float(s0[lesion].min() / threshold),
+                "wash_in_median": float(np.median(lesion_in)),
+                "wash_in_p95": float(np.percentile(lesion_in, 95)),
+                "wash_out_median": float(np.median(lesion_out)),
+            }
+            if lesion.any()
+            else None,
+            "thresholded_voxels": int((body & ~kept).sum()),
+            "lesion_wash_in_mean": float(wash_in[lesion].mean()) if lesion.any() else None,
+            "wash_in_sd_by_s0": bands,
+            "maps": {},
+        }
         for name in ("WashIn", "WashOut"):
             rec["maps"][name] = {"by_stage": {}}
             for stage, source in stages.items():
@@ -118,7 +132,8 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
                     "range": [float(v) for v in source[name].meta["intensity_range"]],
                     "corr_with_3x3x3_smoothed": _corr(img[body], smooth[body]),
                     "psnr_of_smoothed": float(-10 * np.log10(np.mean((smooth - img) ** 2))),
-                    "lesion_mean": float(img[lesion].mean()) if lesion.any() else None}
+                    "lesion_mean": float(img[lesion].mean()) if lesion.any() else None,
+                }
         if synth is not None:
             z0 = s0.shape[-1] // 2
             window = slice(z0 - slices // 2, z0 - slices // 2 + slices)
@@ -128,7 +143,8 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
                 target = vols[name][0][..., 1:-1]
                 p = {src: pred[name][src][0][..., 1:-1] for src in pred[name]}
                 rec["maps"][name]["psnr_by_source"] = {
-                    src: float(-10 * torch.log10(((v - target) ** 2).mean())) for src, v in p.items()}
+                    src: float(-10 * torch.log10(((v - target) ** 2).mean())) for src, v in p.items()
+                }
                 rec["maps"][name]["corr_with_target_by_source"] = {src: _corr(v, target) for src, v in p.items()}
                 rec["maps"][name]["corr_DCE_vs_T2_prediction"] = _corr(p["DCE"], p["T2"])
         out.append(rec)
@@ -138,30 +154,48 @@ def measure(seed: int = 1000, subjects: int = 1, slices: int = 7, with_network: 
 def _markdown(result: dict, header: str) -> str:
     lines = [header, ""]
     for rec in result["subjects"]:
-        lines += [f"## {rec['subject']} ({rec['body_voxels']} body voxels, {rec['thresholded_voxels']} of them "
-                  f"thresholded; lesion wash-in {rec['lesion_wash_in_mean']:.2f})", ""]
+        lines += [
+            f"## {rec['subject']} ({rec['body_voxels']} body voxels, {rec['thresholded_voxels']} of them "
+            f"thresholded; lesion wash-in {rec['lesion_wash_in_mean']:.2f})",
+            "",
+        ]
         if rec["lesion"]:
             les = rec["lesion"]
-            lines += [f"Lesion: lowest S0 {les['min_s0_over_threshold']:.2f} x the threshold; wash-in median "
-                      f"{les['wash_in_median']:.2f} (95th percentile {les['wash_in_p95']:.2f}), wash-out median "
-                      f"{les['wash_out_median']:+.2f}.", ""]
-        lines += ["| pre-contrast signal S0 | voxels (body, no lesion) | sd of unthresholded wash-in | thresholded |",
-                  "|---|---|---|---|"]
+            lines += [
+                f"Lesion: lowest S0 {les['min_s0_over_threshold']:.2f} x the threshold; wash-in median "
+                f"{les['wash_in_median']:.2f} (95th percentile {les['wash_in_p95']:.2f}), wash-out median "
+                f"{les['wash_out_median']:+.2f}.",
+                "",
+            ]
+        lines += [
+            "| pre-contrast signal S0 | voxels (body, no lesion) | sd of unthresholded wash-in | thresholded |",
+            "|---|---|---|---|",
+        ]
         for b in rec["wash_in_sd_by_s0"]:
             sd = "-" if b["wash_in_sd"] is None else f"{b['wash_in_sd']:.3f}"
             share = "-" if b["thresholded_fraction"] is None else f"{100 * b['thresholded_fraction']:.0f}%"
             lines.append(f"| [{b['s0'][0]}, {b['s0'][1]}) | {b['voxels']} | {sd} | {share} |")
-        lines += ["", "| map | made by | range mapped to [0, 1] | corr. with its 3x3x3 smoothed self "
-                  "| PSNR of the smoothed map (dB) | lesion mean |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| map | made by | range mapped to [0, 1] | corr. with its 3x3x3 smoothed self "
+            "| PSNR of the smoothed map (dB) | lesion mean |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, m in rec["maps"].items():
             for stage, f in m["by_stage"].items():
                 lesion = "-" if f["lesion_mean"] is None else f"{f['lesion_mean']:.2f}"
-                lines.append(f"| {name} | {stage} | [{f['range'][0]:.2f}, {f['range'][1]:.2f}] | "
-                             f"{f['corr_with_3x3x3_smoothed']:.2f} | "
-                             f"{f['psnr_of_smoothed']:.1f} | {lesion} |")
-        lines += ["", "Network (maps made the current way):", "",
-                  "| map | PSNR by source (dB) | corr. with target by source | corr. of DCE vs T2 predictions |",
-                  "|---|---|---|---|"]
+                lines.append(
+                    f"| {name} | {stage} | [{f['range'][0]:.2f}, {f['range'][1]:.2f}] | "
+                    f"{f['corr_with_3x3x3_smoothed']:.2f} | "
+                    f"{f['psnr_of_smoothed']:.1f} | {lesion} |"
+                )
+        lines += [
+            "",
+            "Network (maps made the current way):",
+            "",
+            "| map | PSNR by source (dB) | corr. with target by source | corr. of DCE vs T2 predictions |",
+            "|---|---|---|---|",
+        ]
         for name, m in rec["maps"].items():
             psnr = ", ".join(f"{k} {v:.1f}" for k, v in m.get("psnr_by_source", {}).items()) or "-"
             corr = ", ".join(f"{k} {v:.2f}" for k, v in m.get("corr_with_target_by_source", {}).items()) or "-"
@@ -183,14 +217,16 @@ def main(argv=None) -> dict:
     result = measure(a.seed, a.subjects, with_network=not a.no_network)
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     command = "python -m experiments.wash_map_noise " + " ".join(sys.argv[1:] if argv is None else argv)
-    header = ("# Breast wash maps: how much is noise, and what the dark-voxel threshold and the fixed window remove\n\n"
-              f"- date (UTC): {date}; machine: {machine('cpu')}\n"
-              f"- command: `{command.strip()}`\n- phantom seed {a.seed}, bundle geometry (2 mm, 160x96x64); "
-              "network: the shipped seq2seq_breast weights, central slices")
+    header = (
+        "# Breast wash maps: how much is noise, and what the dark-voxel threshold and the fixed window remove\n\n"
+        f"- date (UTC): {date}; machine: {machine('cpu')}\n"
+        f"- command: `{command.strip()}`\n- phantom seed {a.seed}, bundle geometry (2 mm, 160x96x64); "
+        "network: the shipped seq2seq_breast weights, central slices"
+    )
     text = _markdown(result, header)
     print(text)
     if a.out:
-        from monai_seq2seq.utils import atomic_write_text
+        from monai_seq2seq.core.files import atomic_write_text
 
         atomic_write_text(Path(a.out) / "wash_map_noise.md", text)
         atomic_write_text(Path(a.out) / "wash_map_noise.json", json.dumps({"date_utc": date, **result}, indent=1))

@@ -62,8 +62,9 @@ def test_missing_pairs_and_diagonal_option():
 
 def test_outputs_and_bad_input(tmp_path):
     rng = np.random.default_rng(2)
-    ranking = rank_sequences({"psnr": rng.normal(25, 2, (2, 3, 3)), "ssim": rng.uniform(size=(2, 3, 3))},
-                             ["x", "y", "z"])
+    ranking = rank_sequences(
+        {"psnr": rng.normal(25, 2, (2, 3, 3)), "ssim": rng.uniform(size=(2, 3, 3))}, ["x", "y", "z"]
+    )
     paths = ranking.save(tmp_path)
     data = json.loads(paths["json"].read_text())
     assert data["sequences"] == ["x", "y", "z"] and len(data["table"]) == 3

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from monai_seq2seq.analysis import analyse_subject, cohort_ranking
-from monai_seq2seq.data import BRAIN
+from monai_seq2seq.core import BRAIN
 
 
 class PlantedSynthesizer:

@@ -17,12 +17,36 @@ def _load(name: str):
 
 def test_bench_train_measures_brain_and_breast_steps(capsys):
     bench = _load("bench_train")
-    results = bench.main(["--config", "tiny", "--size", "32", "--batch-sizes", "1", "2", "--iterations", "2",
-                          "--warmup", "1", "--disc-channels", "4", "--breast", "--breast-size", "32",
-                          "--device", "cpu"])
+    results = bench.main(
+        [
+            "--config",
+            "tiny",
+            "--size",
+            "32",
+            "--batch-sizes",
+            "1",
+            "2",
+            "--iterations",
+            "2",
+            "--warmup",
+            "1",
+            "--disc-channels",
+            "4",
+            "--breast",
+            "--breast-size",
+            "32",
+            "--device",
+            "cpu",
+        ]
+    )
     assert [(r["protocol"], r["batch"], r["amp"]) for r in results] == [
-        ("brain", 1, False), ("brain", 2, False), ("brain", 1, True), ("brain", 2, True),
-        ("breast", 1, False), ("breast", 1, True)]
+        ("brain", 1, False),
+        ("brain", 2, False),
+        ("brain", 1, True),
+        ("brain", 2, True),
+        ("breast", 1, False),
+        ("breast", 1, True),
+    ]
     assert all(r["it_s"] > 0 for r in results)
     out = capsys.readouterr().out
     assert "it/s" in out and "brain batch 2: AMP bf16 / float32 = " in out and "peak memory: CUDA only" in out

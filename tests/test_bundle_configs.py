@@ -8,8 +8,13 @@ import pytest
 from monai.bundle import ConfigWorkflow
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
-TINY = {"num_subjects": 1, "phantom_spacing": 4.0, "load_weights": False, "network_def#name": "tiny",
-        "synthesizer#batch_size": 8}
+TINY = {
+    "num_subjects": 1,
+    "phantom_spacing": 4.0,
+    "load_weights": False,
+    "network_def#name": "tiny",
+    "synthesizer#batch_size": 8,
+}
 
 
 def _run(bundle: str, config: str, out: Path, **extra):
@@ -17,8 +22,13 @@ def _run(bundle: str, config: str, out: Path, **extra):
     if "breast" in bundle:
         extra = {"phantom_shape": [80, 48, 32], **extra}
     workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / f"{config}.json"), meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=None, workflow_type="inference", bundle_root=str(root), output_dir=str(out), **{**TINY, **extra},
+        config_file=str(root / "configs" / f"{config}.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=None,
+        workflow_type="inference",
+        bundle_root=str(root),
+        output_dir=str(out),
+        **{**TINY, **extra},
     )
     workflow.initialize()
     workflow.run()
@@ -56,10 +66,11 @@ def test_evaluate_config(tmp_path, bundle):
 
 def test_datalist_override_reads_real_files(tmp_path):
     """A datalist of files on disk (here: a phantom written in the BraTS layout) replaces the embedded cohort."""
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort, write_cohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort, write_cohort
 
-    datalist = write_cohort(BrainPhantomCohort(1, seed=5, spacing=4.0), tmp_path / "brats", progress=False,
-                            test_fraction=1.0)
+    datalist = write_cohort(
+        BrainPhantomCohort(1, seed=5, spacing=4.0), tmp_path / "brats", progress=False, test_fraction=1.0
+    )
     _run("seq2seq_brain", "inference", tmp_path / "out", datalist=str(datalist), datalist_split="testing")
     assert len(list((tmp_path / "out").rglob("*_T1Gd_synthetic.nii.gz"))) == 1
 
@@ -74,8 +85,14 @@ def test_own_weights_load_with_their_sha256_only(tmp_path):
     torch.manual_seed(1)
     weights = tmp_path / "mine.pt"
     torch.save(build_seq2seq("tiny", protocol="brain").state_dict(), weights)
-    _run("seq2seq_brain", "inference", tmp_path / "ok", load_weights=True, weights=str(weights),
-         weights_sha256=sha256_file(weights))
+    _run(
+        "seq2seq_brain",
+        "inference",
+        tmp_path / "ok",
+        load_weights=True,
+        weights=str(weights),
+        weights_sha256=sha256_file(weights),
+    )
     assert list((tmp_path / "ok").rglob("*_synthetic.nii.gz"))
     with pytest.raises(Exception) as info:
         _run("seq2seq_brain", "inference", tmp_path / "refused", load_weights=True, weights=str(weights))

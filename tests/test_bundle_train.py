@@ -16,10 +16,20 @@ from torchvision.models import vgg
 from monai_seq2seq.networks import build_seq2seq
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
-TINY = {"network_size": "tiny", "num_subjects": 2, "num_val_subjects": 1, "cache_rate": 0.0,
-        "discriminator_channels": 4, "discriminator_layers": 2, "num_iterations": 4, "iterations_per_epoch": 2}
-GEOMETRY = {"seq2seq_brain": {"phantom_spacing": 4.0, "roi_size": [32, 32]},
-            "seq2seq_breast": {"phantom_shape": [40, 24, 16], "phantom_spacing": 8.0, "roi_size": [32, 24]}}
+TINY = {
+    "network_size": "tiny",
+    "num_subjects": 2,
+    "num_val_subjects": 1,
+    "cache_rate": 0.0,
+    "discriminator_channels": 4,
+    "discriminator_layers": 2,
+    "num_iterations": 4,
+    "iterations_per_epoch": 2,
+}
+GEOMETRY = {
+    "seq2seq_brain": {"phantom_spacing": 4.0, "roi_size": [32, 32]},
+    "seq2seq_breast": {"phantom_shape": [40, 24, 16], "phantom_spacing": 8.0, "roi_size": [32, 24]},
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,8 +38,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _workflow(bundle: str, out: Path, **overrides) -> ConfigWorkflow:
     root = BUNDLES / bundle
     workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / "train.json"), meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=None, workflow_type="train", bundle_root=str(root), output_dir=str(out),
+        config_file=str(root / "configs" / "train.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=None,
+        workflow_type="train",
+        bundle_root=str(root),
+        output_dir=str(out),
         **{**TINY, **GEOMETRY[bundle], **overrides},
     )
     workflow.initialize()
@@ -39,8 +53,9 @@ def _workflow(bundle: str, out: Path, **overrides) -> ConfigWorkflow:
 def _record(workflow: ConfigWorkflow) -> dict:
     losses = {}
     trainer = workflow.parser.get_parsed_content("train#trainer")
-    trainer.add_event_handler(Events.ITERATION_COMPLETED,
-                              lambda e: losses.__setitem__(e.state.iteration, dict(e.state.output)))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: losses.__setitem__(e.state.iteration, dict(e.state.output))
+    )
     return losses
 
 
@@ -71,8 +86,12 @@ def test_resume_is_exact(tmp_path):
     first = _workflow("seq2seq_brain", tmp_path / "resume", num_iterations=4)
     first.run()
     first.finalize()
-    resumed = _workflow("seq2seq_brain", tmp_path / "resume", num_iterations=6,
-                        resume_from=str(tmp_path / "resume" / "models" / "checkpoint_final.pt"))
+    resumed = _workflow(
+        "seq2seq_brain",
+        tmp_path / "resume",
+        num_iterations=6,
+        resume_from=str(tmp_path / "resume" / "models" / "checkpoint_final.pt"),
+    )
     got = _record(resumed)
     resumed.run()
     assert sorted(got) == [5, 6]
@@ -92,15 +111,26 @@ def _chain(error: BaseException, kind: type) -> BaseException | None:
 def _weights_at_start(workflow: ConfigWorkflow) -> dict:
     seen = {}
     trainer = workflow.parser.get_parsed_content("train#trainer")
-    trainer.add_event_handler(Events.STARTED, lambda e: seen.update(
-        {k: v.detach().clone() for k, v in workflow.parser.get_parsed_content("network").state_dict().items()}))
+    trainer.add_event_handler(
+        Events.STARTED,
+        lambda e: seen.update(
+            {k: v.detach().clone() for k, v in workflow.parser.get_parsed_content("network").state_dict().items()}
+        ),
+    )
     return seen
 
 
 def test_fine_tune_from_the_shipped_weights(tmp_path):
     root = BUNDLES / "seq2seq_brain"
-    workflow = _workflow("seq2seq_brain", tmp_path, network_size="small", num_iterations=1, iterations_per_epoch=1,
-                         val_interval=10, init_weights=str(root / "models" / "model.pt"))  # hash: large_files.yml
+    workflow = _workflow(
+        "seq2seq_brain",
+        tmp_path,
+        network_size="small",
+        num_iterations=1,
+        iterations_per_epoch=1,
+        val_interval=10,
+        init_weights=str(root / "models" / "model.pt"),
+    )  # hash: large_files.yml
     seen = _weights_at_start(workflow)
     workflow.run()
     shipped = torch.load(root / "models" / "model.pt", weights_only=True)
@@ -114,8 +144,13 @@ def test_init_weights_are_checked_and_exclusive(tmp_path):
     first.run()
     first.finalize()
     weights = tmp_path / "first" / "models" / "model.pt"
-    tuned = _workflow("seq2seq_brain", tmp_path / "tuned", num_iterations=2, init_weights=str(weights),
-                      init_weights_sha256=sha256_file(weights))
+    tuned = _workflow(
+        "seq2seq_brain",
+        tmp_path / "tuned",
+        num_iterations=2,
+        init_weights=str(weights),
+        init_weights_sha256=sha256_file(weights),
+    )
     seen = _weights_at_start(tuned)
     tuned.run()
     state = torch.load(weights, weights_only=True)
@@ -129,8 +164,13 @@ def test_init_weights_are_checked_and_exclusive(tmp_path):
         _workflow("seq2seq_brain", tmp_path / "wrong", init_weights=str(weights), init_weights_sha256="0" * 64).run()
     assert _chain(info.value, IntegrityError) is not None
     with pytest.raises(Exception) as info:
-        _workflow("seq2seq_brain", tmp_path / "both", init_weights=str(weights), init_weights_sha256="0" * 64,
-                  resume_from=str(tmp_path / "first" / "models" / "checkpoint_final.pt")).run()
+        _workflow(
+            "seq2seq_brain",
+            tmp_path / "both",
+            init_weights=str(weights),
+            init_weights_sha256="0" * 64,
+            resume_from=str(tmp_path / "first" / "models" / "checkpoint_final.pt"),
+        ).run()
     assert "not both" in str(_chain(info.value, ValueError))
 
 
@@ -155,8 +195,14 @@ def test_perceptual_switch(tmp_path):
     try:
         off = _workflow("seq2seq_brain", tmp_path / "off", num_iterations=1, iterations_per_epoch=1)
         off.parser.get_parsed_content("losses")
-        on = _workflow("seq2seq_brain", tmp_path / "on", num_iterations=1, iterations_per_epoch=1,
-                       perceptual_weights=str(_write_vgg(tmp_path / "vgg.pth")), val_interval=10)
+        on = _workflow(
+            "seq2seq_brain",
+            tmp_path / "on",
+            num_iterations=1,
+            iterations_per_epoch=1,
+            perceptual_weights=str(_write_vgg(tmp_path / "vgg.pth")),
+            val_interval=10,
+        )
         on.run()
     finally:
         logger.removeHandler(collect)
@@ -176,15 +222,37 @@ def test_perceptual_switch(tmp_path):
 def test_torchrun_two_ranks_agree(tmp_path):
     bundle = BUNDLES / "seq2seq_brain"
     extra = tmp_path / "dump.json"
-    extra.write_text(json.dumps({"finalize": [
-        "$torch.save(@network.module.state_dict(), @output_dir + '/rank' + str(dist.get_rank()) + '.pt')",
-        "$dist.destroy_process_group()",
-    ]}))
+    extra.write_text(
+        json.dumps(
+            {
+                "finalize": [
+                    "$torch.save(@network.module.state_dict(), @output_dir + '/rank' + str(dist.get_rank()) + '.pt')",
+                    "$dist.destroy_process_group()",
+                ]
+            }
+        )
+    )
     configs = [str(bundle / "configs" / "train.json"), str(bundle / "configs" / "multi_gpu_train.json"), str(extra)]
-    args = {**TINY, **GEOMETRY["seq2seq_brain"], "num_subjects": 4, "num_val_subjects": 2,
-            "output_dir": str(tmp_path), "bundle_root": str(bundle)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
-           "run", "--config_file", str(configs)]
+    args = {
+        **TINY,
+        **GEOMETRY["seq2seq_brain"],
+        "num_subjects": 4,
+        "num_val_subjects": 2,
+        "output_dir": str(tmp_path),
+        "bundle_root": str(bundle),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(configs),
+    ]
     for key, value in args.items():
         cmd += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -204,7 +272,7 @@ def test_torchrun_two_ranks_agree(tmp_path):
 @pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])
 def test_train_on_a_datalist(tmp_path, bundle):
     """The documented real-data override: a datalist of NIfTI files on disk (phantoms written in our layouts)."""
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
 
     if "brain" in bundle:
         cohort = BrainPhantomCohort(2, seed=7, spacing=4.0)

@@ -15,8 +15,14 @@ def test_profile_counts_released_config():
 
 
 def test_synthesize_command_runs_the_bundle(tmp_path):
-    out = synthesize(BRAIN, out=str(tmp_path), num_subjects=1, phantom_spacing=4.0, load_weights=False,
-                     **{"network_def#name": "tiny"})
+    out = synthesize(
+        BRAIN,
+        out=str(tmp_path),
+        num_subjects=1,
+        phantom_spacing=4.0,
+        load_weights=False,
+        **{"network_def#name": "tiny"},
+    )
     assert Path(out) == tmp_path
     assert len(list(tmp_path.rglob("*_T1Gd_synthetic.nii.gz"))) == 1
 
@@ -27,8 +33,13 @@ def test_not_a_bundle(tmp_path):
 
 
 def test_console_entry_point_lists_commands():
-    done = subprocess.run([sys.executable, "-c", "from monai_seq2seq.cli import main; main(['--help'])"],
-                          capture_output=True, text=True, timeout=120, env={"PAGER": "cat", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", "from monai_seq2seq.cli import main; main(['--help'])"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
+    )
     text = done.stdout + done.stderr
     for command in ("synthesize", "diffmap", "evaluate", "phantom", "profile", "demo"):
         assert command in text

@@ -49,8 +49,13 @@ def _breast(root):
     (s / "notes.txt").write_text("ignored")
     t = root / "P002"
     _nii(t / "P002_FatSatT1.nii.gz")
-    write_dicom_series(np.zeros((2, 4, 4, 2), np.float32), np.eye(4), t / "dicom" / "FatSatDCE",
-                       frame_axis="time", frame_values=[0, 60])
+    write_dicom_series(
+        np.zeros((2, 4, 4, 2), np.float32),
+        np.eye(4),
+        t / "dicom" / "FatSatDCE",
+        frame_axis="time",
+        frame_values=[0, 60],
+    )
     return root
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from monai_seq2seq.demo import AUC_KEY, AUC_TUMOUR_KEY, run_demo
+from monai_seq2seq.cli.demo import AUC_KEY, AUC_TUMOUR_KEY, run_demo
 
 
 def test_demo_writes_report_summary_and_outputs(tmp_path):

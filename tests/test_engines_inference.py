@@ -37,12 +37,12 @@ def _loader(subjects):
 
 def test_synthesis_evaluator_writes_missing_sequences(tmp_path, synth):
     writer = SyntheticImageWriter(tmp_path / "out", synth.protocol)
-    engine = SynthesisEvaluator("cpu", _loader([_subject(0), _subject(1, ("T1Gd", "T2"))]), synth,
-                                val_handlers=[writer])
+    engine = SynthesisEvaluator(
+        "cpu", _loader([_subject(0), _subject(1, ("T1Gd", "T2"))]), synth, val_handlers=[writer]
+    )
     engine.run()
     names = sorted(p.name for p in writer.written)
-    assert names == sorted(["sub0_T1Gd_synthetic.nii.gz", "sub1_T1_synthetic.nii.gz",
-                            "sub1_FLAIR_synthetic.nii.gz"])
+    assert names == sorted(["sub0_T1Gd_synthetic.nii.gz", "sub1_T1_synthetic.nii.gz", "sub1_FLAIR_synthetic.nii.gz"])
     image = nib.load(tmp_path / "out" / "sub0" / "sub0_T1Gd_synthetic.nii.gz")
     np.testing.assert_allclose(image.affine, AFFINE.numpy())
     assert image.shape == (16, 16, 12) and b"SYNTHETIC" in image.header["descrip"].tobytes()
@@ -79,9 +79,13 @@ def test_synthesis_bad_requests(tmp_path, synth):
 def test_differentiation_evaluator_outputs(tmp_path, synth):
     out = tmp_path / "diff"
     subjects = [_subject(0, ("T1", "T1Gd", "T2", "FLAIR")), _subject(1)]
-    engine = DifferentiationEvaluator("cpu", _loader(subjects), synth, use_lpips=False,
-                                      val_handlers=[DifferentiationWriter(out, synth.protocol),
-                                                    MetricsTableWriter(out)])
+    engine = DifferentiationEvaluator(
+        "cpu",
+        _loader(subjects),
+        synth,
+        use_lpips=False,
+        val_handlers=[DifferentiationWriter(out, synth.protocol), MetricsTableWriter(out)],
+    )
     engine.run()
     assert (out / "ranking.csv").exists() and (out / "adjacency.png").exists() and (out / "ranks.png").exists()
     ranking = json.loads((out / "ranking.json").read_text())
@@ -95,15 +99,20 @@ def test_differentiation_evaluator_outputs(tmp_path, synth):
 
 
 def test_subject_with_one_sequence_is_refused(tmp_path, synth):
-    engine = DifferentiationEvaluator("cpu", _loader([_subject(0, ("T2",))]), synth, use_lpips=False,
-                                      val_handlers=[DifferentiationWriter(tmp_path / "d", synth.protocol)])
+    engine = DifferentiationEvaluator(
+        "cpu",
+        _loader([_subject(0, ("T2",))]),
+        synth,
+        use_lpips=False,
+        val_handlers=[DifferentiationWriter(tmp_path / "d", synth.protocol)],
+    )
     with pytest.raises(ValueError, match="at least two sequences"):
         engine.run()
     assert not list((tmp_path / "d").glob("*.json"))
 
 
 def test_sidecar_says_which_intensity_space_a_synthetic_image_is_in():
-    from monai_seq2seq.data import BRAIN, BREAST
+    from monai_seq2seq.core import BRAIN, BREAST
     from monai_seq2seq.inference.engine import _intensity_space
 
     assert _intensity_space(BREAST["WashIn"]) == "[0, 1] = the fixed window [0, 2] of WashIn (clipped)"

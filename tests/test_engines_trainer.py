@@ -63,8 +63,7 @@ def test_silence_keeps_at_least_one():
 
 def test_collate_mask_and_placeholders():
     slicer = Slices25Dd(NAMES, roi_size=(8, 8), random=False)
-    batch = availability_collate([slicer(_volume_sample(["T1", "T2"])), slicer(_volume_sample(["T1", "FLAIR"]))],
-                                 NAMES)
+    batch = availability_collate([slicer(_volume_sample(["T1", "T2"])), slicer(_volume_sample(["T1", "FLAIR"]))], NAMES)
     assert batch[MASK_KEY].tolist() == [[True, False, True, False], [True, False, False, True]]
     assert "T1Gd" not in batch and batch["T2"].shape == (2, 1, 3, 8, 8)
     assert batch["T2"][1].abs().sum() == 0 and batch["FLAIR"][0].abs().sum() == 0
@@ -74,7 +73,7 @@ def test_collate_mask_and_placeholders():
 def _fixed_batch(b=1, size=32):
     torch.manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    disc = ((xx ** 2 + yy ** 2) < 0.4).float()
+    disc = ((xx**2 + yy**2) < 0.4).float()
     batch = {}
     for k, name in enumerate(NAMES):  # the same anatomy with a different contrast per sequence
         img = (disc * (0.8 - 0.4 * k) + (1 - disc) * (-0.9 + 0.3 * k)).expand(b, 1, 3, size, size).clone()
@@ -88,16 +87,25 @@ def _trainer(loader, lr=2e-3, **kwargs):
     g = build_seq2seq("tiny", protocol="brain")
     d = SequenceDiscriminators(2, 3, 4, channels=4, num_layers_d=2)
     return Seq2SeqTrainer(
-        "cpu", 1, loader, g, d, torch.optim.Adam(g.parameters(), lr), torch.optim.Adam(d.parameters(), lr),
-        Seq2SeqLoss(), NAMES, **kwargs,
+        "cpu",
+        1,
+        loader,
+        g,
+        d,
+        torch.optim.Adam(g.parameters(), lr),
+        torch.optim.Adam(d.parameters(), lr),
+        Seq2SeqLoss(),
+        NAMES,
+        **kwargs,
     )
 
 
 def _all_pairs_l1(network, batch):
     network.eval()
     with torch.no_grad():
-        return np.mean([(network(batch[s], j) - batch[t]).abs().mean().item()
-                        for s in NAMES for j, t in enumerate(NAMES)])
+        return np.mean(
+            [(network(batch[s], j) - batch[t]).abs().mean().item() for s in NAMES for j, t in enumerate(NAMES)]
+        )
 
 
 def test_loss_goes_down_on_a_fixed_batch():
@@ -141,8 +149,9 @@ def test_gradient_accumulation_steps_every_k():
     batch = _fixed_batch()
     trainer = _trainer([batch] * 3, accumulation_steps=2, self_recon_prob=1.0)
     snapshots = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED,
-                              lambda e: snapshots.append(next(e.generator.parameters()).detach().clone()))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: snapshots.append(next(e.generator.parameters()).detach().clone())
+    )
     start = next(trainer.generator.parameters()).detach().clone()
     trainer.run()
     assert torch.equal(snapshots[0], start)  # iteration 1: gradients only accumulated
@@ -215,8 +224,10 @@ def test_cpu_bf16_amp_trains_and_matches_float32():
     amp = _trainer([batch] * 40, amp=True)
     assert amp.use_amp and amp.g_scaler is None
     first = {}
-    amp.add_event_handler(Events.ITERATION_COMPLETED, lambda e: first.setdefault("amp", scalar_output(e.state.output))
-                          if e.state.iteration == 1 else None)
+    amp.add_event_handler(
+        Events.ITERATION_COMPLETED,
+        lambda e: first.setdefault("amp", scalar_output(e.state.output)) if e.state.iteration == 1 else None,
+    )
     before = _all_pairs_l1(amp.generator, batch)
     amp.run()
     assert amp.state.output["pred"].dtype == torch.bfloat16
@@ -242,8 +253,10 @@ def test_constant_crops_are_left_out_of_the_step():
     mixed.run()
     clean = _trainer([single], self_recon_prob=0.0)  # re-seeds: the same weights and the same pair draw
     clean.run()
-    assert (mixed.state.output["source"], mixed.state.output["target"]) == (clean.state.output["source"],
-                                                                            clean.state.output["target"])
+    assert (mixed.state.output["source"], mixed.state.output["target"]) == (
+        clean.state.output["source"],
+        clean.state.output["target"],
+    )
     assert mixed.state.uninformative_samples == 1 and not hasattr(clean.state, "uninformative_samples")
     for a, b in zip(mixed.generator.parameters(), clean.generator.parameters(), strict=True):
         torch.testing.assert_close(a, b)  # the same step as on the informative sample alone
@@ -255,8 +268,7 @@ def test_all_constant_batch_gives_zero_gradients():
     trainer = _trainer([_background(_fixed_batch(b=1), 0)], self_recon_prob=0.0)
     before = [p.detach().clone() for p in trainer.generator.parameters()]
     grads = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED,
-                              lambda e: grads.append(e.state.output["g_loss"]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: grads.append(e.state.output["g_loss"]))
     trainer.run()
     assert trainer.state.uninformative_samples == 1 and len(grads) == 1 and torch.isfinite(grads[0])
     for b, a in zip(before, trainer.generator.parameters(), strict=True):

@@ -21,8 +21,11 @@ def test_tiny_run_writes_table_json_and_figure(tmp_path):
     on_disk = json.loads((tmp_path / "table2_ranking.json").read_text())
     assert on_disk["results"]["brain"]["ranking"]["table"] == payload["results"]["brain"]["ranking"]["table"]
     assert (tmp_path / "table2_ranking.png").stat().st_size > 5000
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["table2_ranking.json", "table2_ranking.md",
-                                                          "table2_ranking.png"]  # bundle outputs stay elsewhere
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "table2_ranking.json",
+        "table2_ranking.md",
+        "table2_ranking.png",
+    ]  # bundle outputs stay elsewhere
 
 
 def test_expectations_read_the_ranks():

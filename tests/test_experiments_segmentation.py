@@ -28,7 +28,7 @@ def test_tiny_segmentation_outputs(tmp_path):
 
 
 def test_label_channels_are_et_tc_wt():
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort
 
     sample = BrainPhantomCohort(1, seed=3, spacing=8.0)[0]
     s = prepare_subject(sample)
@@ -45,7 +45,7 @@ def test_label_channels_are_et_tc_wt():
 
 
 def test_incomplete_or_broken_subject_is_refused():
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort
 
     sample = dict(BrainPhantomCohort(1, seed=3, spacing=8.0)[0])
     with pytest.raises(ValueError, match="complete subjects.*T2"):
@@ -59,10 +59,11 @@ def test_incomplete_or_broken_subject_is_refused():
 
 
 def test_datalist_mode_with_crops(tmp_path):
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort, write_cohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort, write_cohort
 
-    datalist = write_cohort(BrainPhantomCohort(2, seed=7, spacing=8.0), tmp_path / "cohort", progress=False,
-                            test_fraction=0.5)
+    datalist = write_cohort(
+        BrainPhantomCohort(2, seed=7, spacing=8.0), tmp_path / "cohort", progress=False, test_fraction=0.5
+    )
     payload = main(["--tiny", "--out", str(tmp_path / "out"), "--datalist", str(datalist), "--roi", "16"])
     assert payload["data"]["source"] == "datalist" and payload["data"]["test_split"] == "testing"
     assert payload["data"]["n_train"] == 1 and payload["data"]["n_test"] == 1

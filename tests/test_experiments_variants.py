@@ -98,10 +98,11 @@ def test_budget_split_and_mac_counter():
 
 
 def test_datalist_mode(tmp_path):
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort, write_cohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort, write_cohort
 
-    datalist = write_cohort(BrainPhantomCohort(2, seed=7, spacing=8.0), tmp_path / "cohort", progress=False,
-                            test_fraction=0.5)
+    datalist = write_cohort(
+        BrainPhantomCohort(2, seed=7, spacing=8.0), tmp_path / "cohort", progress=False, test_fraction=0.5
+    )
     payload = run_experiment(tmp_path / "out", mode="tiny", datalist=str(datalist), methods=["Seq2Seq-C"])
     assert payload["data"]["source"] == "datalist" and payload["data"]["test_split"] == "testing"
     assert payload["data"]["n_train"] == 1 and payload["data"]["n_test"] == 1

@@ -1,7 +1,7 @@
 import math
 
 from experiments.wash_map_noise import S0_BANDS, STAGES, main
-from monai_seq2seq.data import BREAST
+from monai_seq2seq.core import BREAST
 
 
 def test_wash_map_noise_report(tmp_path, one_thread):

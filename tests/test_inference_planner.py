@@ -54,8 +54,7 @@ def test_auto_on_cpu_is_the_fixed_default_and_bad_values_raise():
 
 
 def test_auto_plans_once_per_slab_shape_on_cuda(monkeypatch):
-    synth = Seq2SeqSynthesizer(build_seq2seq("tiny", protocol="breast"), "breast", batch_size="auto",
-                               progress=False)
+    synth = Seq2SeqSynthesizer(build_seq2seq("tiny", protocol="breast"), "breast", batch_size="auto", progress=False)
     monkeypatch.setattr(synth, "device", torch.device("cuda"))  # planning only: nothing runs on the device
     monkeypatch.setattr(synthesis, "cuda_memory_budget", lambda device, fraction: 1000 * fraction)
     measured = []
@@ -91,8 +90,9 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_cuda_planned_batch_stays_within_a_tight_budget():
     from monai_seq2seq.inference.planner import cuda_peak_bytes
 
-    synth = Seq2SeqSynthesizer(build_seq2seq("small", protocol="brain"), "brain", batch_size="auto", device="cuda",
-                               progress=False)
+    synth = Seq2SeqSynthesizer(
+        build_seq2seq("small", protocol="brain"), "brain", batch_size="auto", device="cuda", progress=False
+    )
     slab = torch.rand(1, 1, 3, 128, 128) * 2 - 1
     one = synth._peak_bytes(slab, 1)
     budget = 6 * one
@@ -111,8 +111,9 @@ def test_cuda_auto_batch_gives_the_cpu_result():
     net = build_seq2seq("tiny", protocol="breast")
     vols = {"T1": torch.rand(1, 64, 64, 40), "DWI": torch.rand(4, 64, 64, 40)}
     ref = Seq2SeqSynthesizer(net, "breast", batch_size=8, device="cpu", progress=False).all_pairs(vols, ["DCE"])
-    auto = Seq2SeqSynthesizer(copy.deepcopy(net), "breast", batch_size="auto", device="cuda", progress=False,
-                              memory_fraction=0.5)
+    auto = Seq2SeqSynthesizer(
+        copy.deepcopy(net), "breast", batch_size="auto", device="cuda", progress=False, memory_fraction=0.5
+    )
     got = auto.all_pairs(vols, ["DCE"])
     planned = auto.describe()["planned_batch_sizes"]
     assert len(planned) == 2 and all(1 <= p["batch_size"] <= 40 for p in planned)

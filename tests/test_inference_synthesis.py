@@ -162,22 +162,27 @@ def test_cpu_bf16_autocast_agrees_with_float32(protocol):
 
 
 def test_cpu_bf16_without_instructions_warns(monkeypatch):
-    import monai_seq2seq.precision as precision
+    import monai_seq2seq.core.precision as precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(UserWarning, match="emulated"):
         Seq2SeqSynthesizer(build_seq2seq("tiny", protocol="brain"), "brain", progress=False, amp=True)
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
+    ],
+)
 def test_bf16_on_the_shipped_brain_weights_within_tolerance(device):
     """The bf16 fast path on trained weights, edge slices included (a slab with a few brain voxels is where bf16
     rounding used to take outputs 0.97 off, and a drifted conv bias before an instance norm 0.17): stated
     tolerance mean 1e-3, max 0.05 in [0, 1] against float32 on the CPU (measured: 2e-4, 0.018)."""
     from pathlib import Path
 
-    from monai_seq2seq.data.phantoms import BrainPhantomCohort
+    from monai_seq2seq.phantoms import BrainPhantomCohort
     from monai_seq2seq.transforms import PercentileScaleIntensityd
 
     weights = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_brain" / "models" / "model.pt"
@@ -192,7 +197,8 @@ def test_bf16_on_the_shipped_brain_weights_within_tolerance(device):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bf16 = Seq2SeqSynthesizer(copy.deepcopy(net), "brain", progress=False, amp=True, device=device).all_pairs(
-            vols, targets=["T1Gd", "T2"])
+            vols, targets=["T1Gd", "T2"]
+        )
     for target in fp32:
         for source in names:
             diff = (bf16[target][source] - fp32[target][source]).abs()

@@ -58,8 +58,15 @@ def _shuffle_names(folder, seed=0):
 
 
 def test_round_trip_4d_dce_shuffled(tmp_path, vol4d):
-    write_dicom_series(vol4d, AFFINE, tmp_path, frame_axis="time", frame_values=[0, 75.5, 150],
-                       series_description="ax vibrant dyn", uid_seed="t1")
+    write_dicom_series(
+        vol4d,
+        AFFINE,
+        tmp_path,
+        frame_axis="time",
+        frame_values=[0, 75.5, 150],
+        series_description="ax vibrant dyn",
+        uid_seed="t1",
+    )
     _shuffle_names(tmp_path)
     arr, meta = read_dicom_series(tmp_path)
     assert arr.shape == (8, 6, 4, 3)
@@ -89,8 +96,16 @@ def test_round_trip_dwi_float_values(tmp_path):
 
 
 def test_written_tags(tmp_path, vol4d):
-    paths = write_dicom_series(vol4d, AFFINE, tmp_path, frame_axis="time", frame_values=[0, 90, 180],
-                               series_description="DCE", patient_id="P7", series_time_s=3600.0)
+    paths = write_dicom_series(
+        vol4d,
+        AFFINE,
+        tmp_path,
+        frame_axis="time",
+        frame_values=[0, 90, 180],
+        series_description="DCE",
+        patient_id="P7",
+        series_time_s=3600.0,
+    )
     assert len(paths) == 12
     ds = pydicom.dcmread(paths[5])  # frame 1, slice 1
     assert ds.SOPClassUID == pydicom.uid.MRImageStorage and ds.Modality == "MR"
@@ -149,8 +164,9 @@ def test_loadimaged_with_reader_gives_channel_first(tmp_path, vol4d):
 
 
 def test_split_by_acquisition_time_only(tmp_path, vol4d):
-    paths = write_dicom_series(vol4d, AFFINE, tmp_path, frame_axis="time", frame_values=[0, 45, 90],
-                               series_time_s=10 * 3600.0)
+    paths = write_dicom_series(
+        vol4d, AFFINE, tmp_path, frame_axis="time", frame_values=[0, 45, 90], series_time_s=10 * 3600.0
+    )
     for p in paths:  # keep only AcquisitionTime, with per-slice offsets inside a frame (2D acquisition)
         ds = pydicom.dcmread(p)
         for kw in ("TemporalPositionIdentifier", "NumberOfTemporalPositions", "TriggerTime", "TemporalResolution"):
@@ -167,10 +183,20 @@ def test_split_by_acquisition_time_only(tmp_path, vol4d):
 
 
 def test_two_series_in_one_folder(tmp_path, vol4d):
-    write_dicom_series(vol4d[0], AFFINE, tmp_path, series_description="t2_tse_tra", series_number=1,
-                       file_prefix="A", uid_seed="s")
-    write_dicom_series(vol4d[:2], AFFINE, tmp_path, series_description="ep2d_diff", series_number=2,
-                       frame_axis="bvalue", frame_values=[0, 800], file_prefix="B", uid_seed="s")
+    write_dicom_series(
+        vol4d[0], AFFINE, tmp_path, series_description="t2_tse_tra", series_number=1, file_prefix="A", uid_seed="s"
+    )
+    write_dicom_series(
+        vol4d[:2],
+        AFFINE,
+        tmp_path,
+        series_description="ep2d_diff",
+        series_number=2,
+        frame_axis="bvalue",
+        frame_values=[0, 800],
+        file_prefix="B",
+        uid_seed="s",
+    )
     groups = scan_dicom_folder(tmp_path)
     assert sorted(len(v) for v in groups.values()) == [4, 8]
     with pytest.raises(ValueError, match="holds 2 series"):
@@ -206,8 +232,15 @@ def test_identify_sequence(tmp_path, kwargs, protocol, expected):
 
 
 def test_identify_4d_from_frames(tmp_path):
-    paths = write_dicom_series(np.zeros((2, 4, 4, 2), np.float32), np.eye(4), tmp_path, series_description="s",
-                               frame_axis="time", frame_values=[0, 60], scan_options="FS")
+    paths = write_dicom_series(
+        np.zeros((2, 4, 4, 2), np.float32),
+        np.eye(4),
+        tmp_path,
+        series_description="s",
+        frame_axis="time",
+        frame_values=[0, 60],
+        scan_options="FS",
+    )
     headers = [pydicom.dcmread(p) for p in paths]
     assert identify_sequence(headers, "breast", frame_axis="time", n_frames=2) == "FatSatDCE"
     assert identify_sequence(headers, "brain", frame_axis="time", n_frames=2) is None
@@ -284,8 +317,16 @@ def _enhanced_from_classic(paths, out_path, private_ipp=False):
 
     classic = [pydicom.dcmread(p) for p in paths]
     ds = copy.deepcopy(classic[0])
-    for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
-               "TemporalPositionIdentifier", "TriggerTime", "RescaleSlope", "RescaleIntercept"):
+    for kw in (
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "PixelSpacing",
+        "SliceThickness",
+        "TemporalPositionIdentifier",
+        "TriggerTime",
+        "RescaleSlope",
+        "RescaleIntercept",
+    ):
         if kw in ds:
             delattr(ds, kw)
     if (0x0018, 0x9087) in ds:
@@ -325,8 +366,7 @@ def _enhanced_from_classic(paths, out_path, private_ipp=False):
 
 
 def test_enhanced_multiframe_4d_dwi(tmp_path, vol4d):
-    paths = write_dicom_series(vol4d, AFFINE, tmp_path / "classic", frame_axis="bvalue",
-                               frame_values=[800, 0, 1500])
+    paths = write_dicom_series(vol4d, AFFINE, tmp_path / "classic", frame_axis="bvalue", frame_values=[800, 0, 1500])
     order = list(range(len(paths)))
     random.Random(0).shuffle(order)  # frames stored in a scrambled order inside the file
     (tmp_path / "enh").mkdir()
@@ -349,8 +389,16 @@ def test_dce_as_one_series_per_timepoint(tmp_path, vol4d):
     """Some scanners store each DCE timepoint as its own series: a list of UIDs reads them as one 4D series."""
     uids = []
     for t, secs in enumerate([0.0, 80.0, 160.0]):
-        paths = write_dicom_series(vol4d[t], AFFINE, tmp_path, series_description="t1_vibe_dyn", series_number=t + 1,
-                                   series_time_s=9 * 3600.0 + secs, file_prefix=f"S{t}", uid_seed="d")
+        paths = write_dicom_series(
+            vol4d[t],
+            AFFINE,
+            tmp_path,
+            series_description="t1_vibe_dyn",
+            series_number=t + 1,
+            series_time_s=9 * 3600.0 + secs,
+            file_prefix=f"S{t}",
+            uid_seed="d",
+        )
         uids.append(pydicom.dcmread(paths[0]).SeriesInstanceUID)
     _shuffle_names(tmp_path, seed=2)
     assert len(set(uids)) == 3

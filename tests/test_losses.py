@@ -28,8 +28,7 @@ def vgg_file(tmp_path_factory):
 
 
 def _perceptual(vgg_file, **kwargs):
-    return VGG19PerceptualLoss(vgg_file, layers=("relu1_1", "relu2_1", "relu3_1"), layer_weights=(1, 1, 1),
-                               **kwargs)
+    return VGG19PerceptualLoss(vgg_file, layers=("relu1_1", "relu2_1", "relu3_1"), layer_weights=(1, 1, 1), **kwargs)
 
 
 def test_l1_and_cycle_values():
@@ -135,7 +134,7 @@ def test_objective_weights_and_terms(vgg_file):
     real = torch.rand(1, 1, 3, 16, 16) * 2 - 1
     fake = real + 0.1
     terms = objective.generator_terms(fake, real, fake_logits=torch.zeros(1, 1, 2, 2), cycled=real + 0.2, source=real)
-    expected = (10 * terms["rec_l1"] + 0.01 * terms["perceptual"] + terms["adversarial"] + 10 * terms["cycle"])
+    expected = 10 * terms["rec_l1"] + 0.01 * terms["perceptual"] + terms["adversarial"] + 10 * terms["cycle"]
     assert terms["rec_l1"].item() == pytest.approx(0.1, rel=1e-4)
     assert terms["cycle"].item() == pytest.approx(0.2, rel=1e-4)
     assert terms["adversarial"].item() == pytest.approx(1.0)

@@ -10,8 +10,17 @@ from monai_seq2seq.networks import Seq2Seq
 
 def test_supervised_trainer_with_prepare_batch_extra_input():
     torch.manual_seed(0)
-    net = Seq2Seq(2, 1, num_sequences=2, channels=(4, 8, 8), num_res_blocks=1, num_hyper_res_blocks=1,
-                  lstm_layers=1, bank_dim=2, code_dim=8)
+    net = Seq2Seq(
+        2,
+        1,
+        num_sequences=2,
+        channels=(4, 8, 8),
+        num_res_blocks=1,
+        num_hyper_res_blocks=1,
+        lstm_layers=1,
+        bank_dim=2,
+        code_dim=8,
+    )
     # toy "translation": target 0 = the image itself, target 1 = its negative
     images = [torch.rand(1, 16, 16) * 2 - 1 for _ in range(4)]
     data = [{"image": im, "label": im if t == 0 else -im, "target": t} for im in images for t in (0, 1)]

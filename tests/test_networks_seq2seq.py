@@ -1,22 +1,27 @@
 import pytest
 import torch
 
-from monai_seq2seq.data import BREAST
+from monai_seq2seq.core import BREAST
 from monai_seq2seq.networks import ConvLSTM, FoldedSeq2Seq, Seq2Seq, SequenceDiscriminators, build_seq2seq
 from monai_seq2seq.networks.blocks import ConditionalConvNormAct
 
-TINY = {"channels": (4, 8, 8), "num_res_blocks": 1, "num_hyper_res_blocks": 1, "lstm_layers": 1, "bank_dim": 2,
-        "code_dim": 16}
+TINY = {
+    "channels": (4, 8, 8),
+    "num_res_blocks": 1,
+    "num_hyper_res_blocks": 1,
+    "lstm_layers": 1,
+    "bank_dim": 2,
+    "code_dim": 16,
+}
 
 
 def breast_net(**kw):
-    return Seq2Seq(spatial_dims=2, in_channels=3, num_sequences=len(BREAST), target_frames=BREAST.frames,
-                   **{**TINY, **kw}).eval()
+    return Seq2Seq(
+        spatial_dims=2, in_channels=3, num_sequences=len(BREAST), target_frames=BREAST.frames, **{**TINY, **kw}
+    ).eval()
 
 
-@pytest.mark.parametrize(
-    "spatial_dims,in_channels,size", [(2, 1, 16), (2, 3, 16), (3, 1, 8)], ids=["2D", "2.5D", "3D"]
-)
+@pytest.mark.parametrize("spatial_dims,in_channels,size", [(2, 1, 16), (2, 3, 16), (3, 1, 8)], ids=["2D", "2.5D", "3D"])
 def test_shapes_2d_25d_3d(spatial_dims, in_channels, size):
     net = Seq2Seq(spatial_dims, in_channels, num_sequences=4, **TINY).eval()
     spatial = [size] * spatial_dims
@@ -86,8 +91,10 @@ def test_fold_equals_hyper_network(conditioning):
     for target in (0, BREAST.index("DWI")):
         folded = net.fold(target)
         assert isinstance(folded, FoldedSeq2Seq)
-        assert not any(isinstance(m, type(net.decoder.res_blocks[0].conv1.conv.layer)) for m in folded.modules()) \
+        assert (
+            not any(isinstance(m, type(net.decoder.res_blocks[0].conv1.conv.layer)) for m in folded.modules())
             or conditioning == "adain"
+        )
         torch.testing.assert_close(folded(x), net(x, target), atol=1e-5, rtol=1e-5)
 
 
@@ -98,9 +105,12 @@ def test_gradients_reach_every_parameter():
     loss.backward()
     missing = {n for n, p in net.named_parameters() if p.grad is None or p.grad.abs().sum() == 0}
     # the biases of convolutions followed by an instance norm cancel exactly and are left out of the computation
-    cancelled = {f"{name}.conv.layer.{p}" for name, m in net.named_modules()
-                 if isinstance(m, ConditionalConvNormAct) and m.bias_cancels for p in ("bias_bank", "bias_mix.weight",
-                                                                                       "bias_mix.bias")}
+    cancelled = {
+        f"{name}.conv.layer.{p}"
+        for name, m in net.named_modules()
+        if isinstance(m, ConditionalConvNormAct) and m.bias_cancels
+        for p in ("bias_bank", "bias_mix.weight", "bias_mix.bias")
+    }
     assert cancelled and cancelled <= {n for n, _ in net.named_parameters()}
     assert missing == cancelled, missing ^ cancelled
 
@@ -186,8 +196,9 @@ def test_convlstm_is_causal_and_checks_rank():
 
 
 def test_discriminators_per_sequence():
-    disc = SequenceDiscriminators(2, 3, num_sequences=len(BREAST), target_frames=BREAST.frames, channels=8,
-                                  num_layers_d=2)
+    disc = SequenceDiscriminators(
+        2, 3, num_sequences=len(BREAST), target_frames=BREAST.frames, channels=8, num_layers_d=2
+    )
     assert disc(torch.randn(2, 6, 3, 32, 32), BREAST.index("DCE")).shape[:2] == (2, 1)
     assert disc(torch.randn(2, 3, 32, 32), 0).shape[:2] == (2, 1)
     with pytest.raises(ValueError, match="no discriminator"):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from monai_seq2seq.data.phantoms import anatomy
-from monai_seq2seq.data.phantoms.brain import BrainPhantomConfig, generate_brain_subject
-from monai_seq2seq.data.phantoms.signal import gadolinium_t1, inversion_recovery, spin_echo
-from monai_seq2seq.data.phantoms.tissues import BRAIN_SEQUENCES, BRAIN_TISSUES
+from monai_seq2seq.phantoms import anatomy
+from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
+from monai_seq2seq.phantoms.signal import gadolinium_t1, inversion_recovery, spin_echo
+from monai_seq2seq.phantoms.tissues import BRAIN_SEQUENCES, BRAIN_TISSUES
 
 FAST = BrainPhantomConfig(spacing=3.0)
 CLEAN = BrainPhantomConfig(spacing=2.0, snr=None, bias_strength=0.0, intensity_jitter=0.0, keep_fractions=True)
@@ -107,12 +107,22 @@ def test_signal_equations_and_gadolinium():
 
 def test_affines_and_grid_alignment():
     template = anatomy.load_mni_template()
-    s1 = generate_brain_subject(0, 0, BrainPhantomConfig(spacing=1.0, deformation_mm=0, scale_range=(1, 1),
-                                                         tumour=False, snr=None, bias_strength=0.0))
+    s1 = generate_brain_subject(
+        0,
+        0,
+        BrainPhantomConfig(
+            spacing=1.0, deformation_mm=0, scale_range=(1, 1), tumour=False, snr=None, bias_strength=0.0
+        ),
+    )
     np.testing.assert_allclose(s1.affine, template.affine)
     assert s1.images["T1"].shape == (197, 233, 189)
-    s3 = generate_brain_subject(0, 0, BrainPhantomConfig(spacing=3.0, deformation_mm=0, scale_range=(1, 1),
-                                                         tumour=False, snr=None, bias_strength=0.0))
+    s3 = generate_brain_subject(
+        0,
+        0,
+        BrainPhantomConfig(
+            spacing=3.0, deformation_mm=0, scale_range=(1, 1), tumour=False, snr=None, bias_strength=0.0
+        ),
+    )
     assert s3.images["T1"].shape == (65, 77, 63)
     np.testing.assert_allclose(np.diag(s3.affine)[:3], [3.0, 3.0, 3.0])
     # voxel centre of coarse voxel i = template voxel (3 i + 1): same world point

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from monai_seq2seq.data.phantoms.breast import BreastPhantomConfig, generate_breast_subject
-from monai_seq2seq.data.phantoms.signal import enhancement, ivim_attenuation, wash_in_out
-from monai_seq2seq.data.phantoms.tissues import BREAST_TISSUES, FAT_SATURATION_FACTOR, KINETIC_TYPES
-from monai_seq2seq.data.protocols import BREAST, DCE_TIMES_S, DWI_BVALUES
+from monai_seq2seq.core.protocols import BREAST, DCE_TIMES_S, DWI_BVALUES
+from monai_seq2seq.phantoms.breast import BreastPhantomConfig, generate_breast_subject
+from monai_seq2seq.phantoms.signal import enhancement, ivim_attenuation, wash_in_out
+from monai_seq2seq.phantoms.tissues import BREAST_TISSUES, FAT_SATURATION_FACTOR, KINETIC_TYPES
 
 SMALL = dict(shape=(80, 48, 32), spacing=4.0)
 CLEAN = dict(snr=None, bias_strength=0.0, intensity_jitter=0.0, keep_fractions=True, **SMALL)
@@ -95,7 +95,7 @@ def test_lesion_curve_matches_kinetic_type(kinetic_type):
 @pytest.mark.parametrize("kinetic_type", KINETIC_TYPES)
 def test_kinetic_ranges_keep_curve_type(kinetic_type):
     """Every corner of the parameter box keeps its type (the draw can never be ambiguous)."""
-    from monai_seq2seq.data.phantoms.tissues import LESION_KINETIC_RANGES, Kinetics
+    from monai_seq2seq.phantoms.tissues import LESION_KINETIC_RANGES, Kinetics
 
     (a0, a1), (u0, u1), (w0, w1) = LESION_KINETIC_RANGES[kinetic_type]
     for a in (a0, a1):

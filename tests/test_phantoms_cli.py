@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from monai_seq2seq.cli_phantom import Phantom
+from monai_seq2seq.cli.phantom import Phantom
 
 
 def test_cli_brain_and_breast_write_cohorts(tmp_path):
@@ -33,7 +33,19 @@ def test_cli_figure(tmp_path):
 
 
 def test_module_entry_point(tmp_path):
-    cmd = [sys.executable, "-m", "monai_seq2seq.cli_phantom", "brain", "--subjects", "1", "--out", str(tmp_path),
-           "--spacing", "8", "--progress", "False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai_seq2seq.cli.phantom",
+        "brain",
+        "--subjects",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--spacing",
+        "8",
+        "--progress",
+        "False",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "BraTS2021_00000" / "BraTS2021_00000_t1ce.nii.gz").is_file()

@@ -6,8 +6,8 @@ import torch
 from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor
 from monai.transforms import Compose, RandFlipd, ScaleIntensityd
 
-from monai_seq2seq.data.phantoms import BrainPhantomCohort, BreastPhantomCohort
-from monai_seq2seq.data.protocols import BRAIN, BREAST
+from monai_seq2seq.core.protocols import BRAIN, BREAST
+from monai_seq2seq.phantoms import BrainPhantomCohort, BreastPhantomCohort
 
 BRAIN_KW = dict(spacing=4.0)
 BREAST_KW = dict(shape=(40, 24, 16), spacing=8.0)

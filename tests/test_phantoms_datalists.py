@@ -3,7 +3,7 @@
 import json
 
 from monai_seq2seq.data import build_brats_datalist, build_breast_datalist, load_datalist
-from monai_seq2seq.data.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
+from monai_seq2seq.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
 
 
 def _subjects(datalist: dict) -> dict:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_seq2seq.data.phantoms.toy import TOY_SPLITS, AlphabetToyDataset, generate_toy_sample, render_letter
+from monai_seq2seq.phantoms.toy import TOY_SPLITS, AlphabetToyDataset, generate_toy_sample, render_letter
 
 
 def test_split_sizes_and_item_layout():

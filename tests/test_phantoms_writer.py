@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from monai.data import load_decathlon_datalist
 
-from monai_seq2seq.data.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
 from monai_seq2seq.io.sidecar import read_frame_info
+from monai_seq2seq.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
 
 BREAST_KW = dict(shape=(40, 24, 16), spacing=8.0)
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from monai_seq2seq.data import BRAIN, BREAST, Protocol, SequenceSpec, get_protocol, list_protocols
+from monai_seq2seq.core import BRAIN, BREAST, Protocol, SequenceSpec, get_protocol, list_protocols
 
 
 def test_builtin_protocols():
@@ -56,8 +56,11 @@ def test_user_protocol_from_json_and_yaml(tmp_path):
     spec = {
         "name": "prostate",
         "code_dim": 8,
-        "sequences": ["T2", {"name": "DWI", "frames": 3, "frame_axis": "bvalue", "frame_values": [0, 500, 1000],
-                             "aliases": ["dwi"]}, {"name": "ADC", "derived_from": "DWI"}],
+        "sequences": [
+            "T2",
+            {"name": "DWI", "frames": 3, "frame_axis": "bvalue", "frame_values": [0, 500, 1000], "aliases": ["dwi"]},
+            {"name": "ADC", "derived_from": "DWI"},
+        ],
     }
     path = tmp_path / "prostate.json"
     path.write_text(json.dumps(spec))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from monai.bundle import ConfigWorkflow
 
-from monai_seq2seq.demo import planted_region_auc
+from monai_seq2seq.cli.demo import planted_region_auc
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
@@ -25,8 +25,12 @@ def _weights_or_skip(bundle: str) -> Path:
 def _differentiation(root: Path, out: Path, **overrides):
     workflow = ConfigWorkflow(
         config_file=str(root / "configs" / "differentiation.json"),
-        meta_file=str(root / "configs" / "metadata.json"), logging_file=None, workflow_type="inference",
-        bundle_root=str(root), output_dir=str(out), **overrides,
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=None,
+        workflow_type="inference",
+        bundle_root=str(root),
+        output_dir=str(out),
+        **overrides,
     )
     workflow.initialize()
     workflow.run()

@@ -6,8 +6,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, ScaleIntensityRangePercentiles
 
-from monai_seq2seq.data import BRAIN, BREAST
-from monai_seq2seq.io.errors import FrameValuesError
+from monai_seq2seq.core import BRAIN, BREAST
+from monai_seq2seq.core.errors import FrameValuesError
 from monai_seq2seq.transforms import (
     MASK_KEY,
     AvailabilityMask,
@@ -50,6 +50,7 @@ def _meta_image(frames=1, shape=(6, 5, 4), seed=0, affine=None):
 
 
 # --- intensity ---------------------------------------------------------------------------------------------------
+
 
 def test_percentile_scale_equals_monai_and_inverts():
     img = _meta_image(frames=3)
@@ -147,6 +148,7 @@ def test_pipeline_inverse_through_compose():
 
 # --- 2.5D --------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_volume_to_slices_round_trip_every_axis(axis):
     img = _meta_image(frames=2, shape=(5, 6, 7))
@@ -205,6 +207,7 @@ def test_slices25d_array_and_dict_share_position():
 
 
 # --- missing sequences -------------------------------------------------------------------------------------------
+
 
 def test_availability_mask_array_and_dict():
     assert AvailabilityMask("brain")(["T2", "T1"]).tolist() == [True, False, True, False]
@@ -274,6 +277,7 @@ def test_sequence_code_array_and_dict():
 
 # --- spatial -----------------------------------------------------------------------------------------------------
 
+
 def test_subject_augmentation_moves_every_frame_and_sequence_alike():
     base = torch.arange(8 * 8 * 6, dtype=torch.float32).reshape(1, 8, 8, 6)
     affine = torch.eye(4, dtype=torch.float64)
@@ -282,8 +286,15 @@ def test_subject_augmentation_moves_every_frame_and_sequence_alike():
         "T1": MetaTensor(base + 5, affine=affine),
         "label": MetaTensor((base > 100).float(), affine=affine),
     }
-    aug = RandSubjectSpatialAugmentd(["T1", "DCE"], roi_size=(6, 6, 4), flip_prob=0.5, flip_axes=(0, 1),
-                                     affine_prob=1.0, rotate_range=0.3, scale_range=0.1).set_random_state(2)
+    aug = RandSubjectSpatialAugmentd(
+        ["T1", "DCE"],
+        roi_size=(6, 6, 4),
+        flip_prob=0.5,
+        flip_axes=(0, 1),
+        affine_prob=1.0,
+        rotate_range=0.3,
+        scale_range=0.1,
+    ).set_random_state(2)
     out = aug(sample)
     assert out["DCE"].shape == (3, 6, 6, 4) and out["label"].shape == (1, 6, 6, 4)
     torch.testing.assert_close(out["DCE"][1], out["DCE"][0] * 2, rtol=1e-4, atol=1e-3)
@@ -306,10 +317,14 @@ def test_frame_augment_array_matches_dict_with_same_seed():
 
 # --- validation --------------------------------------------------------------------------------------------------
 
+
 def test_match_grid_raises_or_resamples():
     ref = _meta_image(shape=(6, 6, 4), seed=1)
-    shifted = _meta_image(shape=(6, 6, 4), seed=2, affine=torch.tensor(
-        [[1.5, 0, 0, 3.0], [0, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]], dtype=torch.float64))
+    shifted = _meta_image(
+        shape=(6, 6, 4),
+        seed=2,
+        affine=torch.tensor([[1.5, 0, 0, 3.0], [0, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]], dtype=torch.float64),
+    )
     assert MatchGrid()(ref.clone(), ref) is not None
     with pytest.raises(GridMismatchError, match=r"T2 .* grid of T1: affine differs by up to 3"):
         MatchGrid()(shifted, ref, name="T2", reference_name="T1")

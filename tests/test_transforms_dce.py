@@ -5,8 +5,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_seq2seq.data.phantoms.signal import wash_in_out as phantom_wash_in_out
-from monai_seq2seq.io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
+from monai_seq2seq.phantoms.signal import wash_in_out as phantom_wash_in_out
 from monai_seq2seq.transforms import (
     CheckFrameCount,
     CheckFrameCountd,
@@ -26,8 +26,9 @@ def _series(times, axis="time", shape=(3, 2, 2)):
     """Frames whose every voxel equals ``10 + 2 t`` plus a voxel offset: linear in time."""
     offset = torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
     data = torch.stack([10 + 2 * float(t) + offset for t in times])
-    return MetaTensor(data, affine=AFFINE, meta={"frame_axis": axis, "frame_values": list(times),
-                                                 "filename_or_obj": "dce.nii.gz"})
+    return MetaTensor(
+        data, affine=AFFINE, meta={"frame_axis": axis, "frame_values": list(times), "filename_or_obj": "dce.nii.gz"}
+    )
 
 
 def test_sort_frames_permutes_data_and_meta():

@@ -10,7 +10,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, LoadImaged
 
-from monai_seq2seq.data import BREAST, DCE_TIMES_S, DWI_BVALUES
+from monai_seq2seq.core import BREAST, DCE_TIMES_S, DWI_BVALUES
 from monai_seq2seq.inference import save_volume
 from monai_seq2seq.io import DicomSeriesReader, FrameValuesError, write_dicom_study
 from monai_seq2seq.transforms import (
@@ -37,7 +37,8 @@ def _affine() -> np.ndarray:
     th = 0.25
     a = np.eye(4)
     a[:3, :3] = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]]) @ np.diag(
-        [0.7, 0.7, 3.0])
+        [0.7, 0.7, 3.0]
+    )
     a[:3, 3] = [-40.0, 25.0, 12.0]
     return a
 
@@ -56,10 +57,12 @@ def _subject() -> dict:
     affine = torch.as_tensor(_affine())
     return {
         "T1": MetaTensor(base[None].astype(np.float32), affine=affine),
-        "DCE": MetaTensor(dce.astype(np.float32), affine=affine,
-                          meta={"frame_axis": "time", "frame_values": ACQUIRED_TIMES}),
-        "DWI": MetaTensor(dwi.astype(np.float32), affine=affine,
-                          meta={"frame_axis": "bvalue", "frame_values": ACQUIRED_B}),
+        "DCE": MetaTensor(
+            dce.astype(np.float32), affine=affine, meta={"frame_axis": "time", "frame_values": ACQUIRED_TIMES}
+        ),
+        "DWI": MetaTensor(
+            dwi.astype(np.float32), affine=affine, meta={"frame_axis": "bvalue", "frame_values": ACQUIRED_B}
+        ),
     }
 
 
@@ -72,17 +75,19 @@ def study(tmp_path_factory):
 
 
 def _pipeline(keys):
-    return Compose([
-        LoadImaged(keys, reader=DicomSeriesReader(), ensure_channel_first=True, image_only=True),
-        SortFramesd(["DCE", "DWI"]),
-        ResampleFramesd("DCE", target_values=DCE_TIMES_S),
-        SelectBValuesd("DWI", bvalues=DWI_BVALUES),
-        WashInOutd("DCE"),
-        CheckSequenced("breast", min_available=2),
-        MatchGridd(keys, reference_key="T1"),
-        PercentileScaleIntensityd(keys),
-        ToSymmetricRanged(keys),
-    ])
+    return Compose(
+        [
+            LoadImaged(keys, reader=DicomSeriesReader(), ensure_channel_first=True, image_only=True),
+            SortFramesd(["DCE", "DWI"]),
+            ResampleFramesd("DCE", target_values=DCE_TIMES_S),
+            SelectBValuesd("DWI", bvalues=DWI_BVALUES),
+            WashInOutd("DCE"),
+            CheckSequenced("breast", min_available=2),
+            MatchGridd(keys, reference_key="T1"),
+            PercentileScaleIntensityd(keys),
+            ToSymmetricRanged(keys),
+        ]
+    )
 
 
 def test_breast_dicom_to_network_and_back_to_nifti(study, tmp_path):
@@ -114,9 +119,14 @@ def test_breast_dicom_to_network_and_back_to_nifti(study, tmp_path):
     low, high = data["DCE"].meta["intensity_range"]
     restored = PercentileScaleIntensity.unscale(volume, low, high)
 
-    out = save_volume(restored, np.asarray(data["DCE"].affine), tmp_path / "P1_DCE_synthetic.nii.gz",
-                      description="synthetic DCE (identity)", frame_axis="time",
-                      frame_values=data["DCE"].meta["frame_values"])
+    out = save_volume(
+        restored,
+        np.asarray(data["DCE"].affine),
+        tmp_path / "P1_DCE_synthetic.nii.gz",
+        description="synthetic DCE (identity)",
+        frame_axis="time",
+        frame_values=data["DCE"].meta["frame_values"],
+    )
     nii = nib.load(str(out))
     np.testing.assert_allclose(nii.affine, _affine(), atol=1e-4)
     assert nii.shape == (*SHAPE, 6)

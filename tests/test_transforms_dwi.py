@@ -10,9 +10,9 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_seq2seq.data import DWI_BVALUES
-from monai_seq2seq.data.phantoms.signal import ivim_attenuation
-from monai_seq2seq.io.errors import FrameValuesError
+from monai_seq2seq.core import DWI_BVALUES
+from monai_seq2seq.core.errors import FrameValuesError
+from monai_seq2seq.phantoms.signal import ivim_attenuation
 from monai_seq2seq.transforms import (
     ADCMap,
     ADCMapd,
@@ -44,9 +44,11 @@ def _frames(bvalues, adc=None, s0=S0, dtype=torch.float32) -> torch.Tensor:
 
 
 def _dwi(bvalues, **kwargs) -> MetaTensor:
-    return MetaTensor(_frames(bvalues, **kwargs), affine=AFFINE.clone(),
-                      meta={"frame_axis": "bvalue", "frame_values": [float(b) for b in bvalues],
-                            "filename_or_obj": "dwi.nii.gz"})
+    return MetaTensor(
+        _frames(bvalues, **kwargs),
+        affine=AFFINE.clone(),
+        meta={"frame_axis": "bvalue", "frame_values": [float(b) for b in bvalues], "filename_or_obj": "dwi.nii.gz"},
+    )
 
 
 def test_monoexponential_fit_exact_noise_free():
@@ -73,8 +75,11 @@ def test_monoexponential_fit_with_noise():
 
 
 def test_monoexponential_fit_errors():
-    with pytest.raises(FrameValuesError, match=r"ADC/mono-exponential fit needs at least two distinct b-values, "
-                                               r"got \[800.0\]"):
+    with pytest.raises(
+        FrameValuesError,
+        match=r"ADC/mono-exponential fit needs at least two distinct b-values, "
+        r"got \[800.0\]",
+    ):
         fit_monoexponential(_frames([800.0, 800.0]), [800.0, 800.0])
     with pytest.raises(FrameValuesError, match=r"3 frames but 2 b-values"):
         fit_monoexponential(_frames([0.0, 500.0, 1000.0]), [0.0, 1000.0])
@@ -149,8 +154,10 @@ def test_select_bvalues_copies_exactly_and_synthesises():
 def test_select_bvalues_ivim_model_and_tolerance():
     b = list(DWI_BVALUES)
     d_map, f_map = np.full(SHAPE, 1.0e-3), np.full(SHAPE, 0.1)
-    img = MetaTensor(torch.as_tensor(700.0 * ivim_attenuation(b, d_map, f_map), dtype=torch.float32),
-                     meta={"frame_axis": "bvalue", "frame_values": b})
+    img = MetaTensor(
+        torch.as_tensor(700.0 * ivim_attenuation(b, d_map, f_map), dtype=torch.float32),
+        meta={"frame_axis": "bvalue", "frame_values": b},
+    )
     out = SelectBValues([0.0, 1000.0], model="ivim")(img)
     expected = 700.0 * ivim_attenuation([1000.0], d_map, f_map)[0]
     np.testing.assert_allclose(out[1].numpy(), expected, rtol=0.01)
@@ -183,8 +190,11 @@ def test_select_bvalues_errors():
 
 def test_select_bvalues_average_duplicates():
     base = _frames([0.0, 800.0])
-    img = MetaTensor(torch.stack([base[1] * 0.9, base[0], base[1] * 1.1]), affine=AFFINE.clone(),
-                     meta={"frame_axis": "bvalue", "frame_values": [800.0, 0.0, 800.0]})
+    img = MetaTensor(
+        torch.stack([base[1] * 0.9, base[0], base[1] * 1.1]),
+        affine=AFFINE.clone(),
+        meta={"frame_axis": "bvalue", "frame_values": [800.0, 0.0, 800.0]},
+    )
     out = SelectBValues([0.0, 800.0, 1500.0], duplicates="average")(img)
     assert torch.equal(out[0].as_tensor(), base[0])
     torch.testing.assert_close(out[1].as_tensor(), base[1])
@@ -226,8 +236,11 @@ def test_adc_map():
 def test_ivim_maps():
     b = [0.0, 50.0, 150.0, 300.0, 800.0, 1500.0]
     d_map, f_map = np.full(SHAPE, 1.2e-3), np.linspace(0.0, 0.3, int(np.prod(SHAPE))).reshape(SHAPE)
-    img = MetaTensor(torch.as_tensor(400.0 * ivim_attenuation(b, d_map, f_map), dtype=torch.float32),
-                     affine=AFFINE.clone(), meta={"frame_axis": "bvalue", "frame_values": b})
+    img = MetaTensor(
+        torch.as_tensor(400.0 * ivim_attenuation(b, d_map, f_map), dtype=torch.float32),
+        affine=AFFINE.clone(),
+        meta={"frame_axis": "bvalue", "frame_values": b},
+    )
     maps = IVIMMaps()(img)
     assert maps.shape == (3, *SHAPE) and maps.meta["channels"] == ["D", "f", "Dstar"]
     np.testing.assert_allclose(maps[0].numpy(), d_map, rtol=0.02)
@@ -248,7 +261,7 @@ def test_dict_twins_equal_array_versions():
     maps = IVIMMaps()(img)
     ivim = IVIMMapsd("DWI")(data)
     for i, key in enumerate(("D", "f", "Dstar")):
-        assert ivim[key].shape == (1, *SHAPE) and torch.equal(ivim[key].as_tensor(), maps[i: i + 1].as_tensor())
+        assert ivim[key].shape == (1, *SHAPE) and torch.equal(ivim[key].as_tensor(), maps[i : i + 1].as_tensor())
     assert ivim["f"].meta["channels"] == ["f"]
     assert SelectBValuesd("DWI", bvalues=[0.0])({"T1": 1}) == {"T1": 1}  # missing key allowed by default
 
@@ -296,7 +309,9 @@ def test_adc_on_real_siemens_scanner_files():
     b0 = frames[0, ..., 0]
     tissue = b0 > np.percentile(b0, 75)
     median = float(np.median(adc[0, ..., 0].numpy()[tissue])) if tissue.any() else float("nan")
-    print(f"siemens_dwi: b-values {bvalues}, nonzero b=0 voxels {int(np.count_nonzero(b0))}, "
-          f"tissue voxels {int(tissue.sum())}, median ADC {median:.3g} mm^2/s, max |ADC| {float(adc.abs().max()):g}")
+    print(
+        f"siemens_dwi: b-values {bvalues}, nonzero b=0 voxels {int(np.count_nonzero(b0))}, "
+        f"tissue voxels {int(tissue.sum())}, median ADC {median:.3g} mm^2/s, max |ADC| {float(adc.abs().max()):g}"
+    )
     assert not frames.any(), "nibabel's DWI files now carry pixels: check 0.2e-3 < median ADC < 3.5e-3 instead"
     assert float(adc.abs().max()) == 0.0

@@ -11,8 +11,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_seq2seq.data.phantoms.signal import wash_in_out as phantom_wash_in_out
-from monai_seq2seq.io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
+from monai_seq2seq.phantoms.signal import wash_in_out as phantom_wash_in_out
 from monai_seq2seq.transforms.dce import WASH_FORMULA, WashInOut, WashInOutd, wash_in_out
 from monai_seq2seq.transforms.frames import (
     CheckFrameCount,
@@ -24,13 +24,17 @@ from monai_seq2seq.transforms.frames import (
 )
 
 SHAPE = (2, 3, 2)
-AFFINE = torch.tensor([[0.7, 0.0, 0.0, -10.0], [0.0, 0.7, 0.0, 5.0], [0.0, 0.0, 2.5, 1.0], [0.0, 0.0, 0.0, 1.0]],
-                      dtype=torch.float64)
+AFFINE = torch.tensor(
+    [[0.7, 0.0, 0.0, -10.0], [0.0, 0.7, 0.0, 5.0], [0.0, 0.0, 2.5, 1.0], [0.0, 0.0, 0.0, 1.0]], dtype=torch.float64
+)
 
 
 def _meta_series(data, values, axis="time", filename="sub-01_dce.nii.gz"):
-    return MetaTensor(torch.as_tensor(data), affine=AFFINE.clone(),
-                      meta={"frame_axis": axis, "frame_values": list(values), "filename_or_obj": filename})
+    return MetaTensor(
+        torch.as_tensor(data),
+        affine=AFFINE.clone(),
+        meta={"frame_axis": axis, "frame_values": list(values), "filename_or_obj": filename},
+    )
 
 
 def _linear(times, dtype=torch.float64):
@@ -109,8 +113,11 @@ def test_resample_outside_range_raises_unless_extrapolating():
     acquired = [10.0, 20.0, 40.0]
     data = _random(3, seed=1)
     img = _meta_series(data, acquired)
-    with pytest.raises(FrameValuesError, match=r"sub-01_dce.*\[5\.0, 41\.0\] lie outside the acquired range "
-                                               r"\[10\.0, 40\.0\]"):
+    with pytest.raises(
+        FrameValuesError,
+        match=r"sub-01_dce.*\[5\.0, 41\.0\] lie outside the acquired range "
+        r"\[10\.0, 40\.0\]",
+    ):
         ResampleFrames([5.0, 20.0, 41.0])(img)
     held = ResampleFrames([5.0, 20.0, 41.0, 1000.0], extrapolate=True)(img)
     assert held.meta["frame_values"] == [5.0, 20.0, 41.0, 1000.0]
@@ -135,8 +142,9 @@ def test_resample_types_and_argument_checks():
     assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (2, *SHAPE)
     np.testing.assert_array_equal(out[0], 0.25)
     np.testing.assert_array_equal(out[1], 1.0)
-    ints = ResampleFrames([5.0], frame_values=[0.0, 10.0])(torch.stack([torch.zeros(SHAPE, dtype=torch.int64),
-                                                                        torch.ones(SHAPE, dtype=torch.int64)]))
+    ints = ResampleFrames([5.0], frame_values=[0.0, 10.0])(
+        torch.stack([torch.zeros(SHAPE, dtype=torch.int64), torch.ones(SHAPE, dtype=torch.int64)])
+    )
     assert ints.dtype == torch.float32 and torch.equal(ints, torch.full((1, *SHAPE), 0.5))  # not truncated to 0
     with pytest.raises(FrameValuesError, match="no 'frame_values'"):
         ResampleFrames([1.0])(data)
@@ -178,9 +186,7 @@ def test_check_frame_count_dict():
 
 def test_wash_in_out_hand_computed():
     # voxels: enhancing then washing out; persistent; zero pre-contrast signal (eps floor); flat
-    series = np.array([[100.0, 0.0, 40.0, 7.0],
-                       [250.0, 3.0, 60.0, 7.0],
-                       [200.0, 6.0, 90.0, 7.0]], dtype=np.float32)
+    series = np.array([[100.0, 0.0, 40.0, 7.0], [250.0, 3.0, 60.0, 7.0], [200.0, 6.0, 90.0, 7.0]], dtype=np.float32)
     raw = {"min_signal_fraction": 0.0}  # the plain ratios; the dark-voxel threshold is tested in test_transforms_dce
     wash_in, wash_out = wash_in_out(series, **raw)
     assert isinstance(wash_in, np.ndarray) and wash_in.dtype == np.float32 and wash_in.shape == (4,)
@@ -213,8 +219,7 @@ def test_phantom_wash_in_out_is_the_transforms_formula():
     assert p_in.dtype == np.float32 and p_out.dtype == np.float32 and p_in.shape == (4, 3, 2)
     np.testing.assert_array_equal(p_in, t_in)
     np.testing.assert_array_equal(p_out, t_out)
-    np.testing.assert_allclose(p_in[1, 1, 1], (series[1, 1, 1, 1] - series[0, 1, 1, 1]) / series[0, 1, 1, 1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(p_in[1, 1, 1], (series[1, 1, 1, 1] - series[0, 1, 1, 1]) / series[0, 1, 1, 1], rtol=1e-6)
     q_in, _ = phantom_wash_in_out(series.tolist(), eps=1e-3)  # nested lists, as the phantom may pass
     assert isinstance(q_in, np.ndarray)
     np.testing.assert_array_equal(q_in, t_in)

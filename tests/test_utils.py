@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from monai_seq2seq.utils import atomic_write, atomic_write_text
+from monai_seq2seq.core.files import atomic_write, atomic_write_text
 
 
 def test_atomic_write_permissions_follow_the_umask(tmp_path):

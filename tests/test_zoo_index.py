@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from monai_seq2seq.cli.zoo import Zoo
 from monai_seq2seq.zoo import (
     IntegrityError,
     download_bundle,
@@ -20,7 +21,6 @@ from monai_seq2seq.zoo import (
     update_index,
     verify_bundle,
 )
-from monai_seq2seq.zoo.cli import Zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
@@ -90,13 +90,28 @@ def test_https_index_and_github_release_fetch_through_the_downloader(release, tm
     assert calls[-1] == (entry["source"], sha256_file(archive))  # the hash travels with the request
 
     url = github_release_url(f"example-org/monai-seq2seq/v{VERSION}", "seq2seq_brain", VERSION)
-    assert url == f"https://github.com/example-org/monai-seq2seq/releases/download/v{VERSION}/seq2seq_brain_v{VERSION}.zip"
-    out = download_bundle("seq2seq_brain", VERSION, tmp_path / "gh", source="github",
-                          repo=f"example-org/monai-seq2seq/v{VERSION}", sha256=sha256_file(archive), downloader=serve)
+    assert (
+        url == f"https://github.com/example-org/monai-seq2seq/releases/download/v{VERSION}/seq2seq_brain_v{VERSION}.zip"
+    )
+    out = download_bundle(
+        "seq2seq_brain",
+        VERSION,
+        tmp_path / "gh",
+        source="github",
+        repo=f"example-org/monai-seq2seq/v{VERSION}",
+        sha256=sha256_file(archive),
+        downloader=serve,
+    )
     assert calls[-1][0] == url and (out / "models" / "model.pt").is_file()
     with pytest.raises(IntegrityError, match="never extracted unchecked"):
-        download_bundle("seq2seq_brain", VERSION, tmp_path / "gh2", source="github",
-                        repo=f"example-org/monai-seq2seq/v{VERSION}", downloader=serve)
+        download_bundle(
+            "seq2seq_brain",
+            VERSION,
+            tmp_path / "gh2",
+            source="github",
+            repo=f"example-org/monai-seq2seq/v{VERSION}",
+            downloader=serve,
+        )
 
 
 def test_bad_hash_or_unknown_version_leave_the_bundle_dir_as_it_was(release, tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from monai_seq2seq.zoo.integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file
+from monai_seq2seq.core.integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file
 
 
 def _bundle(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_seq2seq.zoo.integrity import IntegrityError, record_hash, sha256_file
+from monai_seq2seq.core.integrity import IntegrityError, record_hash, sha256_file
 from monai_seq2seq.zoo.pack import check_bundle, pack_bundle, safe_extract, update_index
 
 BRAIN = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_brain"
@@ -20,8 +20,9 @@ def _tiny_bundle(root: Path) -> Path:
     for f in ("LICENSE", "configs/metadata.json", "configs/inference.json", "docs/README.md"):
         (bundle / f).parent.mkdir(parents=True, exist_ok=True)
         (bundle / f).write_text("{}" if f.endswith(".json") else "text")
-    (bundle / "configs/metadata.json").write_text('{"name": "tiny_bundle", "version": "0.2.0", '
-                                                  '"changelog": {"0.2.0": "x"}}')
+    (bundle / "configs/metadata.json").write_text(
+        '{"name": "tiny_bundle", "version": "0.2.0", "changelog": {"0.2.0": "x"}}'
+    )
     (bundle / "models").mkdir()
     torch.save({"w": torch.ones(2)}, bundle / "models" / "model.pt")
     torch.save({"big": torch.ones(2)}, bundle / "models" / "checkpoint_final.pt")
@@ -77,7 +78,7 @@ def test_bad_archives_leave_the_target_as_it_was(tmp_path, attack):
                 zf.writestr("tiny_bundle/../../outside.txt", "x")
             elif attack == "link":
                 info = zipfile.ZipInfo("tiny_bundle/link")
-                info.external_attr = (0o120777 << 16)
+                info.external_attr = 0o120777 << 16
                 zf.writestr(info, "/etc/passwd")
             else:
                 zf.writestr("other/file.txt", "x")
@@ -99,10 +100,13 @@ def test_check_bundle_names_problems(tmp_path):
         check_bundle(bundle)
 
 
-@pytest.mark.parametrize("name,geometry,dropped", [
-    ("seq2seq_brain", ["--phantom_spacing", "4.0"], "T1Gd"),
-    ("seq2seq_breast", ["--phantom_shape", "[80, 48, 32]"], "DCE"),
-])
+@pytest.mark.parametrize(
+    "name,geometry,dropped",
+    [
+        ("seq2seq_brain", ["--phantom_spacing", "4.0"], "T1Gd"),
+        ("seq2seq_breast", ["--phantom_shape", "[80, 48, 32]"], "DCE"),
+    ],
+)
 def test_monai_download_load_and_run_offline(tmp_path, name, geometry, dropped):
     import subprocess
     import sys
@@ -124,16 +128,31 @@ def test_monai_download_load_and_run_offline(tmp_path, name, geometry, dropped):
     root = bundles / name
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(root / "configs" / "inference.json"),
-         "--bundle_root", str(root), "--output_dir", str(out), "--num_subjects", "1", *geometry],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            str(root / "configs" / "inference.json"),
+            "--bundle_root",
+            str(root),
+            "--output_dir",
+            str(out),
+            "--num_subjects",
+            "1",
+            *geometry,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list(out.rglob(f"*_{dropped}_synthetic.nii.gz"))) == 1
 
 
 def test_zoo_cli_pack_install_check(tmp_path):
-    from monai_seq2seq.zoo.cli import Zoo
+    from monai_seq2seq.cli.zoo import Zoo
 
     bundle = _tiny_bundle(tmp_path)
     zoo = Zoo()

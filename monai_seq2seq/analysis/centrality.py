@@ -83,8 +83,9 @@ class SequenceRanking:
         writer = csv.writer(buf)
         writer.writerow(["sequence", "C_t", "rank_C_t", "C_d", "rank_C_d"])
         for row in self.table():
-            writer.writerow([row["sequence"], f"{row['C_t']:.6f}", row["rank_C_t"], f"{row['C_d']:.6f}",
-                             row["rank_C_d"]])
+            writer.writerow(
+                [row["sequence"], f"{row['C_t']:.6f}", row["rank_C_t"], f"{row['C_d']:.6f}", row["rank_C_d"]]
+            )
         writer.writerow([])
         writer.writerow(["A[source,target]", *self.names])
         for i, name in enumerate(self.names):
@@ -93,7 +94,7 @@ class SequenceRanking:
 
     def save(self, out_dir: str | Path, stem: str = "ranking") -> dict[str, Path]:
         """Write ``<stem>.json`` and ``<stem>.csv`` atomically into ``out_dir``."""
-        from ..utils import atomic_write_text
+        from monai_seq2seq.core.files import atomic_write_text
 
         out_dir = Path(out_dir)
         return {
@@ -166,8 +167,12 @@ def rank_sequences(
     with np.errstate(invalid="ignore"):
         totipotency = np.nansum(summed, axis=1) / denominator
         differentiation = -np.nansum(summed, axis=0) / denominator
-    missing_pairs = [(names[i], names[j]) for i in range(size) for j in range(size)
-                     if counts is not None and counts[i, j] == 0 and (include_diagonal or i != j)]
+    missing_pairs = [
+        (names[i], names[j])
+        for i in range(size)
+        for j in range(size)
+        if counts is not None and counts[i, j] == 0 and (include_diagonal or i != j)
+    ]
     choices = {
         "normalisation": "z-score of pair means against all samples of all pairs (population std) + 1e-9",
         "diagonal": "included" if include_diagonal else "excluded",

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from monai.engines import Evaluator
 
+from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
+
 from ..inference.engine import subject_volumes
 from ..inference.nifti_out import affine_of, save_volume
-from ..utils import atomic_write_text, ensure_writable_dir
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .perceptual import LPIPSStatus, load_lpips
 from .subject import SubjectAnalysis, analyse_subject, cohort_ranking
@@ -60,8 +61,13 @@ class DifferentiationEvaluator(Evaluator):
         val_handlers: Sequence | None = None,
         epoch_length: int | None = None,
     ) -> None:
-        super().__init__(device=device, val_data_loader=val_data_loader, epoch_length=epoch_length,
-                         val_handlers=val_handlers, decollate=False)
+        super().__init__(
+            device=device,
+            val_data_loader=val_data_loader,
+            epoch_length=epoch_length,
+            val_handlers=val_handlers,
+            decollate=False,
+        )
         self.synthesizer = synthesizer
         self.foreground_threshold = foreground_threshold
         self.identity_baseline = identity_baseline
@@ -100,8 +106,15 @@ class DifferentiationEvaluator(Evaluator):
             subject_id = str(subject.get("subject", f"subject_{engine.state.iteration}"))
             foreground, tumour = self._masks(subject)
             analysis = analyse_subject(
-                self.synthesizer, subject_volumes(subject, self.protocol), subject_id, self.lpips_model,
-                self.include_self, foreground, tumour, self.keep_predictions, self.identity_baseline,
+                self.synthesizer,
+                subject_volumes(subject, self.protocol),
+                subject_id,
+                self.lpips_model,
+                self.include_self,
+                foreground,
+                tumour,
+                self.keep_predictions,
+                self.identity_baseline,
             )
             analysis.reference = subject  # for the writers: affines, labels, planted masks
             outputs.append(analysis)
@@ -124,8 +137,14 @@ class DifferentiationWriter:
             ``"unique-T1Gd"`` ground truth of the phantoms).
     """
 
-    def __init__(self, output_dir: str | Path, protocol, include_diagonal: bool = True,
-                 contour_keys: dict[str, str] | None = None, save_maps: bool = True) -> None:
+    def __init__(
+        self,
+        output_dir: str | Path,
+        protocol,
+        include_diagonal: bool = True,
+        contour_keys: dict[str, str] | None = None,
+        save_maps: bool = True,
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.protocol = protocol
         self.include_diagonal = include_diagonal
@@ -147,7 +166,9 @@ class DifferentiationWriter:
             if self.save_maps:
                 for name, volume in analysis.maps.items():
                     save_volume(
-                        volume, affine_of(subject[name]), folder / f"{analysis.subject}_{name}_diffmap.nii.gz",
+                        volume,
+                        affine_of(subject[name]),
+                        folder / f"{analysis.subject}_{name}_diffmap.nii.gz",
                         description=f"differentiation map of {name}",
                         sidecar={"DifferentiationMap": True, **analysis.map_info[name]},
                     )
@@ -211,25 +232,44 @@ class MetricsTableWriter:
         status = getattr(engine, "lpips_status", None)
         atomic_write_text(self.output_dir / f"{self.stem}.md", self.markdown(len(engine.state.analyses)))
         atomic_write_text(self.output_dir / f"{self.stem}.csv", buf.getvalue())
-        atomic_write_text(self.output_dir / f"{self.stem}.json", json.dumps(
-            {"pairs": self.summary, "lpips": None if status is None else status.reason,
-             "intensity_space": "[0, 1] after per-sequence percentile normalisation"}, indent=2))
+        atomic_write_text(
+            self.output_dir / f"{self.stem}.json",
+            json.dumps(
+                {
+                    "pairs": self.summary,
+                    "lpips": None if status is None else status.reason,
+                    "intensity_space": "[0, 1] after per-sequence percentile normalisation",
+                },
+                indent=2,
+            ),
+        )
 
     def markdown(self, subjects: int) -> str:
         """Translations (source != target) with the model's PSNR/SSIM beside the identity baseline's."""
+
         def cell(entry: dict, metric: str) -> str:
             value = entry.get(metric)
-            return "n/a" if value is None else f"{value['mean']:.2f} ± {value['std']:.2f}" if "psnr" in metric \
+            return (
+                "n/a"
+                if value is None
+                else f"{value['mean']:.2f} ± {value['std']:.2f}"
+                if "psnr" in metric
                 else f"{value['mean']:.3f} ± {value['std']:.3f}"
+            )
 
-        lines = [f"Held-out subjects: {subjects}. Intensities normalised per sequence to [0, 1].", "",
-                 "| source -> target | PSNR | PSNR identity | SSIM | SSIM identity | beats identity (PSNR) |",
-                 "|---|---|---|---|---|---|"]
+        lines = [
+            f"Held-out subjects: {subjects}. Intensities normalised per sequence to [0, 1].",
+            "",
+            "| source -> target | PSNR | PSNR identity | SSIM | SSIM identity | beats identity (PSNR) |",
+            "|---|---|---|---|---|---|",
+        ]
         for pair, entry in self.summary.items():
             source, target = pair.split("->")
             if source == target:
                 continue
             wins = entry.get("psnr_identity") and entry["psnr"]["mean"] > entry["psnr_identity"]["mean"]
-            lines.append(f"| {source} -> {target} | {cell(entry, 'psnr')} | {cell(entry, 'psnr_identity')} | "
-                         f"{cell(entry, 'ssim')} | {cell(entry, 'ssim_identity')} | {'yes' if wins else 'no'} |")
+            lines.append(
+                f"| {source} -> {target} | {cell(entry, 'psnr')} | {cell(entry, 'psnr_identity')} | "
+                f"{cell(entry, 'ssim')} | {cell(entry, 'ssim_identity')} | {'yes' if wins else 'no'} |"
+            )
         return "\n".join(lines) + "\n"

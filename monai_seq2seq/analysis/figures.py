@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_write
+from monai_seq2seq.core.files import atomic_write
+
 from .centrality import SequenceRanking
 
 __all__ = ["plot_adjacency", "plot_ranks", "plot_overlays"]
@@ -61,8 +62,9 @@ def plot_ranks(ranking: SequenceRanking, path: str | Path) -> Path:
         order = np.argsort(values)
         ax.barh([ranking.names[i] for i in order], values[order], color="tab:blue")
         for rank, i in enumerate(order[::-1], start=1):
-            ax.annotate(f"#{rank}", (values[i], list(order).index(i)), xytext=(3, -3), textcoords="offset points",
-                        fontsize=8)
+            ax.annotate(
+                f"#{rank}", (values[i], list(order).index(i)), xytext=(3, -3), textcoords="offset points", fontsize=8
+            )
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(label)
     return _save(fig, path)
@@ -104,11 +106,11 @@ def plot_overlays(
         for row in (0, 1):
             axes[row, col].imshow(image, cmap="gray", vmin=0, vmax=1)
             axes[row, col].axis("off")
-        shown = axes[1, col].imshow(np.ma.masked_less(overlay, 0.05 * vmax), cmap="hot", vmin=0, vmax=vmax,
-                                    alpha=0.8)
+        shown = axes[1, col].imshow(np.ma.masked_less(overlay, 0.05 * vmax), cmap="hot", vmin=0, vmax=vmax, alpha=0.8)
         if contours and name in contours:
-            axes[1, col].contour(np.rot90(np.asarray(contours[name])[:, :, slice_index]), levels=[0.5],
-                                 colors="cyan", linewidths=0.8)
+            axes[1, col].contour(
+                np.rot90(np.asarray(contours[name])[:, :, slice_index]), levels=[0.5], colors="cyan", linewidths=0.8
+            )
         axes[0, col].set_title(name)
         axes[1, col].set_title(f"M_d({name})", fontsize=9)
     fig.colorbar(shown, ax=axes[1, :].tolist(), fraction=0.02, label="|X' - X| (normalised intensity)")

@@ -46,8 +46,15 @@ def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, kernel_size: int = SSIM_KERNEL,
-             sigma: float = SSIM_SIGMA, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+def ssim_map(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    kernel_size: int = SSIM_KERNEL,
+    sigma: float = SSIM_SIGMA,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
     """Local SSIM of two volumes with a Gaussian window (same definition and defaults as MONAI's ``SSIMMetric``).
 
     Args:

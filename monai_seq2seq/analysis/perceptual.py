@@ -61,7 +61,7 @@ def load_lpips(backbone_path: str | Path | None = None, check_hash: bool = True)
         return None, LPIPSStatus(False, str(path), f"{path} does not match its sha256 prefix {prefix}; LPIPS left out.")
     state = torch.load(path, map_location="cpu", weights_only=True)
     features = torchvision.models.alexnet().features
-    feature_state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    feature_state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     features.load_state_dict(feature_state)
     model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     backbone = model.net

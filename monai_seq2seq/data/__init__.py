@@ -1,4 +1,7 @@
-"""Data: protocols (sequence registries), datalists, phantom cohorts and the toy set."""
+"""Datalists: BraTS and breast folder layouts to MONAI datalists, split and loaded.
+
+Protocols (the sequence registries) live in :mod:`monai_seq2seq.core`; phantom cohorts in :mod:`monai_seq2seq.phantoms`.
+"""
 
 from .datalists import (
     DatalistError,
@@ -9,34 +12,12 @@ from .datalists import (
     split_subjects,
     write_datalist,
 )
-from .protocols import (
-    BRAIN,
-    BREAST,
-    DCE_TIMES_S,
-    DWI_BVALUES,
-    FrameAxis,
-    Protocol,
-    SequenceSpec,
-    get_protocol,
-    list_protocols,
-    register_protocol,
-)
 
 __all__ = [
-    "BRAIN",
-    "BREAST",
-    "DCE_TIMES_S",
-    "DWI_BVALUES",
     "DatalistError",
-    "FrameAxis",
-    "Protocol",
-    "SequenceSpec",
     "build_brats_datalist",
     "build_breast_datalist",
-    "get_protocol",
-    "list_protocols",
     "load_datalist",
-    "register_protocol",
     "scan_subject",
     "split_subjects",
     "write_datalist",

@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..utils import atomic_write_text
-from .protocols import BRAIN, BREAST, Protocol, get_protocol
+from monai_seq2seq.core.files import atomic_write_text
+from monai_seq2seq.core.protocols import BRAIN, BREAST, Protocol, get_protocol
 
 __all__ = [
     "DatalistError",
@@ -61,9 +61,7 @@ class DatalistError(ValueError):
     """A cohort folder does not fit its layout: no subjects, a subject without sequences, clashing files."""
 
 
-def scan_subject(
-    subject_dir: str | os.PathLike, protocol: str | Protocol, use_dicom: bool = False
-) -> dict[str, Any]:
+def scan_subject(subject_dir: str | os.PathLike, protocol: str | Protocol, use_dicom: bool = False) -> dict[str, Any]:
     """One datalist entry from a subject folder ``<root>/<sid>`` (absolute paths).
 
     Args:
@@ -89,7 +87,7 @@ def scan_subject(
         stem = m.group("stem")
         if not stem.startswith(f"{sid}_"):
             continue
-        suffix = stem[len(sid) + 1:]
+        suffix = stem[len(sid) + 1 :]
         if suffix.lower() in _LABEL_SUFFIXES:
             key = "label"
         elif suffix.lower().startswith("unique-") and suffix[7:] in proto:
@@ -101,9 +99,7 @@ def scan_subject(
             key = name
         target = found if key in proto.names else extra
         if key in target:
-            raise DatalistError(
-                f"subject {sid!r}: two files for {key!r}: {str(target[key])!r} and {str(path)!r}."
-            )
+            raise DatalistError(f"subject {sid!r}: two files for {key!r}: {str(target[key])!r} and {str(path)!r}.")
         target[key] = path.resolve()
     if use_dicom and (subject_dir / "dicom").is_dir():
         for seq_dir in sorted((subject_dir / "dicom").iterdir()):
@@ -154,7 +150,7 @@ def split_subjects(
     n_val, n_test = round(fr[1] * n), round(fr[2] * n)
     if n_val + n_test > n:
         n_test = n - n_val
-    val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+    val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
     key = lambda e: e["subject"]  # noqa: E731
     return {"training": sorted(train, key=key), "validation": sorted(val, key=key), "testing": sorted(test, key=key)}
 
@@ -174,7 +170,9 @@ def write_datalist(datalist: dict, path: str | os.PathLike) -> Path:
 
 
 def load_datalist(
-    path: str | os.PathLike, key: str = "training", base_dir: str | os.PathLike | None = None,
+    path: str | os.PathLike,
+    key: str = "training",
+    base_dir: str | os.PathLike | None = None,
     check_files: bool = True,
 ) -> list[dict]:
     """Entries of one split with absolute paths, via ``monai.data.load_decathlon_datalist``.
@@ -203,9 +201,12 @@ def load_datalist(
     if check_files:
         base = Path(base_dir) if base_dir is not None else Path(path).resolve().parent
         # MONAI leaves a relative path as it is when the joined file does not exist
-        missing = [f"{item.get('subject', '?')}: {base / value}" for item in items for name, value in item.items()
-                   if name not in ("subject", "available") and isinstance(value, str)
-                   and not (base / value).exists()]
+        missing = [
+            f"{item.get('subject', '?')}: {base / value}"
+            for item in items
+            for name, value in item.items()
+            if name not in ("subject", "available") and isinstance(value, str) and not (base / value).exists()
+        ]
         if missing:
             shown = "; ".join(missing[:10]) + (f"; ... ({len(missing)} in all)" if len(missing) > 10 else "")
             raise DatalistError(f"datalist {str(path)!r} ({key}) lists files that do not exist: {shown}.")
@@ -228,8 +229,11 @@ def _build(
     if not root.is_dir():
         raise DatalistError(f"datalist root {str(root)!r} does not exist or is not a folder.")
     pattern = re.compile(subject_pattern) if subject_pattern else None
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (pattern is None or pattern.fullmatch(p.name)))
+    dirs = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (pattern is None or pattern.fullmatch(p.name))
+    )
     if not dirs:
         what = f" matching {subject_pattern!r}" if subject_pattern else ""
         raise DatalistError(f"datalist root {str(root)!r} has no subject folders{what}.")
@@ -246,8 +250,14 @@ def _build(
     if output is not None and relative:
         base = Path(output).resolve().parent
         splits = {k: [_relativise(e, base) for e in v] for k, v in splits.items()}
-    datalist = {"name": name, "protocol": protocol.name, "root": str(root.resolve()), "seed": seed,
-                "fractions": list(fractions) if fractions is not None else None, **splits}
+    datalist = {
+        "name": name,
+        "protocol": protocol.name,
+        "root": str(root.resolve()),
+        "seed": seed,
+        "fractions": list(fractions) if fractions is not None else None,
+        **splits,
+    }
     if output is not None:
         write_datalist(datalist, output)
     return datalist
@@ -284,8 +294,9 @@ def build_brats_datalist(
     Raises:
         DatalistError: missing root, no subject folders, a subject folder without sequences, clashing files.
     """
-    return _build(root, get_protocol(protocol), name, output, fractions, seed, relative, skip_empty, False,
-                  subject_pattern)
+    return _build(
+        root, get_protocol(protocol), name, output, fractions, seed, relative, skip_empty, False, subject_pattern
+    )
 
 
 def build_breast_datalist(
@@ -306,5 +317,6 @@ def build_breast_datalist(
     Args are as :func:`build_brats_datalist`, plus ``use_dicom``: use ``<sid>/dicom/<Sequence>/`` folders for
     sequences that have no NIfTI.
     """
-    return _build(root, get_protocol(protocol), name, output, fractions, seed, relative, skip_empty, use_dicom,
-                  subject_pattern)
+    return _build(
+        root, get_protocol(protocol), name, output, fractions, seed, relative, skip_empty, use_dicom, subject_pattern
+    )

@@ -1,7 +1,8 @@
-"""Engines: the Seq2Seq GAN trainer and validation evaluator on MONAI/ignite, checkpoint pieces, batching."""
+"""Engines: the Seq2Seq GAN trainer and validation evaluator on MONAI/ignite, checkpoint handlers, batching."""
 
 from .batching import MASK_KEY, AvailabilityCollate, availability_collate
 from .evaluator import DATA_RANGE, PairMetric, Seq2SeqEvaluator, pair_metrics
+from .handlers import VerifiedCheckpointLoader
 from .state import GeneratorSaver, RNGState, TrainingCheckpointLoader, TrainingCheckpointSaver, start_handlers
 from .trainer import Seq2SeqTrainer, scalar_output, unwrap
 
@@ -16,6 +17,7 @@ __all__ = [
     "Seq2SeqTrainer",
     "TrainingCheckpointLoader",
     "TrainingCheckpointSaver",
+    "VerifiedCheckpointLoader",
     "availability_collate",
     "pair_metrics",
     "scalar_output",

@@ -13,7 +13,8 @@ from monai.engines import Evaluator
 from monai.inferers import Inferer, SimpleInferer
 from monai.metrics import PSNRMetric, SSIMMetric
 
-from ..precision import resolve_autocast
+from monai_seq2seq.core.precision import resolve_autocast
+
 from .batching import MASK_KEY
 
 __all__ = ["Seq2SeqEvaluator", "PairMetric", "pair_metrics", "DATA_RANGE"]
@@ -38,16 +39,26 @@ class PairMetric(Metric):
     required_output_keys = ("pairs",)
     _required_output_keys = required_output_keys
 
-    def __init__(self, kind: str = "psnr", target: int | None = None, include_self: bool = False,
-                 spatial_dims: int = 2, data_range: float = DATA_RANGE, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        kind: str = "psnr",
+        target: int | None = None,
+        include_self: bool = False,
+        spatial_dims: int = 2,
+        data_range: float = DATA_RANGE,
+        device: str | torch.device = "cpu",
+    ) -> None:
         if kind not in ("psnr", "ssim"):
             raise ValueError(f"kind must be 'psnr' or 'ssim', got {kind!r}.")
         self.kind = kind
         self.target = target
         self.include_self = include_self
         self.spatial_dims = spatial_dims
-        self.fn = (PSNRMetric(max_val=data_range, reduction="none") if kind == "psnr"
-                   else SSIMMetric(spatial_dims=spatial_dims, data_range=data_range, reduction="none"))
+        self.fn = (
+            PSNRMetric(max_val=data_range, reduction="none")
+            if kind == "psnr"
+            else SSIMMetric(spatial_dims=spatial_dims, data_range=data_range, reduction="none")
+        )
         super().__init__(output_transform=lambda x: x, device=device)
 
     @reinit__is_reduced
@@ -61,8 +72,8 @@ class PairMetric(Metric):
         for i, j, pred, real in pairs:
             if (self.target is not None and j != self.target) or (i == j and not self.include_self):
                 continue
-            p = pred.float().reshape(-1, *pred.shape[-(self.spatial_dims + 1):])
-            r = real.float().reshape(-1, *real.shape[-(self.spatial_dims + 1):])
+            p = pred.float().reshape(-1, *pred.shape[-(self.spatial_dims + 1) :])
+            r = real.float().reshape(-1, *real.shape[-(self.spatial_dims + 1) :])
             values = self.fn(p, r).reshape(-1).double().to(self._device)
             self._sum += values.sum()
             self._num += values.numel()
@@ -74,8 +85,9 @@ class PairMetric(Metric):
         return float(self._sum / self._num)
 
 
-def pair_metrics(sequence_keys: Sequence[str], spatial_dims: int = 2, include_self: bool = False,
-                 per_target: bool = True) -> tuple[dict[str, PairMetric], dict[str, PairMetric]]:
+def pair_metrics(
+    sequence_keys: Sequence[str], spatial_dims: int = 2, include_self: bool = False, per_target: bool = True
+) -> tuple[dict[str, PairMetric], dict[str, PairMetric]]:
     """``(key_val_metric, additional_metrics)``: ``val_psnr`` (key), ``val_ssim`` and, per target sequence
     ``<name>``, ``val_psnr_<name>`` and ``val_ssim_<name>``."""
     key = {"val_psnr": PairMetric("psnr", None, include_self, spatial_dims)}
@@ -106,14 +118,33 @@ class Seq2SeqEvaluator(Evaluator):
     the batch that have both ``i`` and ``j``.
     """
 
-    def __init__(self, device: str | torch.device, val_data_loader, network: nn.Module,
-                 sequence_keys: Sequence[str], include_self: bool = False, key_val_metric: dict | None = None,
-                 additional_metrics: dict | None = None, val_handlers: Sequence | None = None, amp: bool = False,
-                 mask_key: str = MASK_KEY, epoch_length: int | None = None, non_blocking: bool = False,
-                 inferer: Inferer | None = None) -> None:
-        super().__init__(device=device, val_data_loader=val_data_loader, epoch_length=epoch_length,
-                         non_blocking=non_blocking, key_val_metric=key_val_metric,
-                         additional_metrics=additional_metrics, val_handlers=val_handlers, amp=False, decollate=False)
+    def __init__(
+        self,
+        device: str | torch.device,
+        val_data_loader,
+        network: nn.Module,
+        sequence_keys: Sequence[str],
+        include_self: bool = False,
+        key_val_metric: dict | None = None,
+        additional_metrics: dict | None = None,
+        val_handlers: Sequence | None = None,
+        amp: bool = False,
+        mask_key: str = MASK_KEY,
+        epoch_length: int | None = None,
+        non_blocking: bool = False,
+        inferer: Inferer | None = None,
+    ) -> None:
+        super().__init__(
+            device=device,
+            val_data_loader=val_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            key_val_metric=key_val_metric,
+            additional_metrics=additional_metrics,
+            val_handlers=val_handlers,
+            amp=False,
+            decollate=False,
+        )
         self.network = network
         self.inferer = SimpleInferer() if inferer is None else inferer
         self.sequence_keys = list(sequence_keys)
@@ -138,5 +169,3 @@ class Seq2SeqEvaluator(Evaluator):
                     y = torch.as_tensor(batchdata[tgt])[rows].to(engine.state.device)
                     pairs.append((i, j, engine.inferer(x, engine.network, j).float(), y.float()))
         return {"pairs": pairs}
-
-

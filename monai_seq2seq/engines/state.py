@@ -65,8 +65,13 @@ class RNGState:
 def _np_state(state) -> dict:
     """numpy RNG state as tensors and plain numbers (loadable with ``torch.load(weights_only=True)``)."""
     name, keys, pos, has_gauss, gauss = state
-    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "gauss": float(gauss)}
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "gauss": float(gauss),
+    }
 
 
 def _np_unstate(state: dict):
@@ -94,11 +99,23 @@ class TrainingCheckpointSaver:
     (``n_saved`` kept) and ``<save_dir>/<final_filename>`` at the end. Attach on rank 0 only.
     """
 
-    def __init__(self, save_dir: str, save_interval: int = 0, n_saved: int = 1,
-                 final_filename: str = "checkpoint_final.pt", save_final: bool = True) -> None:
-        self.kwargs = {"save_dir": save_dir, "save_interval": save_interval, "n_saved": n_saved,
-                       "final_filename": final_filename, "save_final": save_final, "file_prefix": "",
-                       "epoch_level": False}
+    def __init__(
+        self,
+        save_dir: str,
+        save_interval: int = 0,
+        n_saved: int = 1,
+        final_filename: str = "checkpoint_final.pt",
+        save_final: bool = True,
+    ) -> None:
+        self.kwargs = {
+            "save_dir": save_dir,
+            "save_interval": save_interval,
+            "n_saved": n_saved,
+            "final_filename": final_filename,
+            "save_final": save_final,
+            "file_prefix": "",
+            "epoch_level": False,
+        }
 
     def attach(self, engine) -> None:
         self.saver = CheckpointSaver(save_dict=_objects(engine), **self.kwargs)
@@ -110,8 +127,15 @@ class GeneratorSaver:
     of training, the ``models/model.pt`` that the inference configs load. Attach on rank 0 only."""
 
     def __init__(self, save_dir: str, filename: str = "model.pt", save_interval: int = 0) -> None:
-        self.kwargs = {"save_dir": save_dir, "final_filename": filename, "save_final": True,
-                       "save_interval": save_interval, "n_saved": 1, "file_prefix": "model", "epoch_level": False}
+        self.kwargs = {
+            "save_dir": save_dir,
+            "final_filename": filename,
+            "save_final": True,
+            "save_interval": save_interval,
+            "n_saved": 1,
+            "file_prefix": "model",
+            "epoch_level": False,
+        }
 
     def attach(self, engine) -> None:
         self.saver = CheckpointSaver(save_dict={"model": engine.inference_network()}, **self.kwargs)
@@ -130,9 +154,14 @@ class TrainingCheckpointLoader:
         self.loader.attach(engine)
 
 
-def start_handlers(network: Any, resume_from: str | None = None, init_weights: str | None = None,
-                   init_sha256: str | None = None, bundle_dir: str | None = None,
-                   map_location: Any = "cpu") -> list:
+def start_handlers(
+    network: Any,
+    resume_from: str | None = None,
+    init_weights: str | None = None,
+    init_sha256: str | None = None,
+    bundle_dir: str | None = None,
+    map_location: Any = "cpu",
+) -> list:
     """The handlers that set where a training run starts.
 
     Args:
@@ -149,13 +178,22 @@ def start_handlers(network: Any, resume_from: str | None = None, init_weights: s
         ValueError: both ``resume_from`` and ``init_weights`` are given.
     """
     if resume_from and init_weights:
-        raise ValueError("give either resume_from (continue a run, every state restored) or init_weights (start a "
-                         "new run from generator weights), not both.")
+        raise ValueError(
+            "give either resume_from (continue a run, every state restored) or init_weights (start a "
+            "new run from generator weights), not both."
+        )
     if resume_from:
         return [TrainingCheckpointLoader(resume_from, map_location=map_location)]
     if init_weights:
-        from ..zoo.handlers import VerifiedCheckpointLoader
+        from .handlers import VerifiedCheckpointLoader
 
-        return [VerifiedCheckpointLoader(init_weights, network, sha256=init_sha256,
-                                         bundle_dir=None if init_sha256 else bundle_dir, map_location=map_location)]
+        return [
+            VerifiedCheckpointLoader(
+                init_weights,
+                network,
+                sha256=init_sha256,
+                bundle_dir=None if init_sha256 else bundle_dir,
+                map_location=map_location,
+            )
+        ]
     return []

@@ -18,8 +18,9 @@ from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
+from monai_seq2seq.core.precision import resolve_autocast, warn_if_emulated_bf16
+
 from ..losses import Seq2SeqLoss
-from ..precision import resolve_autocast, warn_if_emulated_bf16
 from ..transforms.slabs import constant_samples
 from .batching import MASK_KEY
 from .state import RNGState
@@ -135,9 +136,17 @@ class Seq2SeqTrainer(Trainer):
         inferer: Inferer | None = None,
     ) -> None:
         super().__init__(
-            device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
-            non_blocking=non_blocking, iteration_update=iteration_update, postprocessing=postprocessing,
-            key_metric=key_train_metric, additional_metrics=additional_metrics, handlers=None, amp=False,
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            iteration_update=iteration_update,
+            postprocessing=postprocessing,
+            key_metric=key_train_metric,
+            additional_metrics=additional_metrics,
+            handlers=None,
+            amp=False,
             decollate=decollate,
         )
         if accumulation_steps < 1:
@@ -167,8 +176,9 @@ class Seq2SeqTrainer(Trainer):
         self.d_scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.ema = None
         if ema_decay is not None:
-            self.ema = AveragedModel(unwrap(generator), multi_avg_fn=get_ema_multi_avg_fn(float(ema_decay)),
-                                     use_buffers=True)
+            self.ema = AveragedModel(
+                unwrap(generator), multi_avg_fn=get_ema_multi_avg_fn(float(ema_decay)), use_buffers=True
+            )
         self.rng_state = RNGState(rng_transforms)
         if train_handlers is not None:
             self._register_handlers(train_handlers)
@@ -177,8 +187,12 @@ class Seq2SeqTrainer(Trainer):
     def checkpoint_objects(self) -> dict[str, Any]:
         """Everything an exact resume needs, keyed for MONAI's ``CheckpointSaver``/``CheckpointLoader``."""
         objects: dict[str, Any] = {
-            "generator": unwrap(self.generator), "discriminator": unwrap(self.discriminator),
-            "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer, "trainer": self, "rng": self.rng_state,
+            "generator": unwrap(self.generator),
+            "discriminator": unwrap(self.discriminator),
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+            "trainer": self,
+            "rng": self.rng_state,
         }
         if self.ema is not None:
             objects["ema"] = self.ema
@@ -237,8 +251,11 @@ class Seq2SeqTrainer(Trainer):
                 optimizer.step()
             else:
                 self.state.skipped_steps = getattr(self.state, "skipped_steps", 0) + 1
-                logger.warning("non-finite gradients of %s at iteration %d: optimizer step skipped.",
-                               type(unwrap(params_owner)).__name__, self.state.iteration)
+                logger.warning(
+                    "non-finite gradients of %s at iteration %d: optimizer step skipped.",
+                    type(unwrap(params_owner)).__name__,
+                    self.state.iteration,
+                )
             optimizer.zero_grad(set_to_none=self.optim_set_to_none)
 
     # ------------------------------------------------------------------ one iteration
@@ -260,8 +277,9 @@ class Seq2SeqTrainer(Trainer):
         scale = 1.0 / engine.accumulation_steps
         informative = ~(constant_samples(x_i) | constant_samples(x_j))
         if not bool(informative.all()):
-            engine.state.uninformative_samples = (getattr(engine.state, "uninformative_samples", 0)
-                                                  + int((~informative).sum()))
+            engine.state.uninformative_samples = getattr(engine.state, "uninformative_samples", 0) + int(
+                (~informative).sum()
+            )
             if bool(informative.any()):
                 keep = informative.nonzero().squeeze(1)
                 x_i, x_j = x_i[keep], x_j[keep]
@@ -291,8 +309,7 @@ class Seq2SeqTrainer(Trainer):
                 real_logits = engine.discriminator(x_j, j)
                 fake_logits_d = engine.discriminator(fake.detach(), j)
                 d_terms = engine.loss_function.discriminator_terms(real_logits, fake_logits_d)
-            engine._step(d_terms["d_loss"] * scale, engine.d_optimizer, engine.d_scaler, engine.discriminator,
-                         boundary)
+            engine._step(d_terms["d_loss"] * scale, engine.d_optimizer, engine.d_scaler, engine.discriminator, boundary)
         else:
             zero = terms["g_loss"].new_zeros(())
             d_terms = {"d_loss": zero, "d_real": zero, "d_fake": zero}

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from monai.engines import Evaluator
 
-from ..utils import ensure_writable_dir, refuse_overwrite_inputs
+from monai_seq2seq.core.files import ensure_writable_dir, refuse_overwrite_inputs
+
 from .nifti_out import affine_of, save_volume
 from .synthesis import Seq2SeqSynthesizer
 
@@ -70,8 +71,13 @@ class SynthesisEvaluator(Evaluator):
         val_handlers: Sequence | None = None,
         epoch_length: int | None = None,
     ) -> None:
-        super().__init__(device=device, val_data_loader=val_data_loader, epoch_length=epoch_length,
-                         val_handlers=val_handlers, decollate=False)
+        super().__init__(
+            device=device,
+            val_data_loader=val_data_loader,
+            epoch_length=epoch_length,
+            val_handlers=val_handlers,
+            decollate=False,
+        )
         self.synthesizer = synthesizer
         self.protocol = synthesizer.protocol
         self.targets = targets
@@ -126,8 +132,9 @@ class SyntheticImageWriter:
     existing files are only replaced when ``overwrite`` is set, and never when they are one of the inputs.
     """
 
-    def __init__(self, output_dir: str | Path, protocol, model_name: str = "monai-seq2seq",
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self, output_dir: str | Path, protocol, model_name: str = "monai-seq2seq", overwrite: bool = False
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.protocol = protocol
         self.model_name = model_name
@@ -151,10 +158,18 @@ class SyntheticImageWriter:
                     raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
                 spec = self.protocol[target]
                 save_volume(
-                    volume, affine_of(reference), path,
+                    volume,
+                    affine_of(reference),
+                    path,
                     description=f"SYNTHETIC {target} from {'+'.join(sources)}",
-                    sidecar={"Synthetic": True, "Sequence": target, "Sources": sources, "Model": self.model_name,
-                             "IntensitySpace": _intensity_space(spec)},
-                    frame_axis=spec.frame_axis, frame_values=list(spec.frame_values),
+                    sidecar={
+                        "Synthetic": True,
+                        "Sequence": target,
+                        "Sources": sources,
+                        "Model": self.model_name,
+                        "IntensitySpace": _intensity_space(spec),
+                    },
+                    frame_axis=spec.frame_axis,
+                    frame_values=list(spec.frame_values),
                 )
                 self.written.append(path)

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from ..utils import atomic_write, atomic_write_text
+from monai_seq2seq.core.files import atomic_write, atomic_write_text
 
 __all__ = ["affine_of", "save_volume"]
 

@@ -24,6 +24,7 @@ def plan_batch_size(peak_bytes: Callable[[int], int], budget_bytes: float, limit
     Raises:
         RuntimeError: when a batch of one does not fit.
     """
+
     def fits(batch: int) -> int | None:
         try:
             peak = int(peak_bytes(batch))

@@ -10,8 +10,9 @@ import torch
 from monai.utils import convert_to_tensor
 from tqdm.auto import tqdm
 
-from ..data.protocols import Protocol, get_protocol
-from ..precision import warn_if_emulated_bf16
+from monai_seq2seq.core.precision import warn_if_emulated_bf16
+from monai_seq2seq.core.protocols import Protocol, get_protocol
+
 from ..transforms.slabs import constant_samples, pad_to_multiple, slabs_to_volume, volume_to_slabs
 from .planner import cuda_memory_budget, cuda_peak_bytes, plan_batch_size
 
@@ -125,13 +126,16 @@ class Seq2SeqSynthesizer:
             if vol.dim() != 4:
                 raise ValueError(f"{canonical}: expected a frames-first volume (T, X, Y, Z), got {tuple(vol.shape)}.")
             if vol.shape[0] != spec.frames:
-                raise ValueError(f"{canonical}: protocol {self.protocol.name!r} expects {spec.frames} frame(s), "
-                                 f"got {vol.shape[0]}.")
+                raise ValueError(
+                    f"{canonical}: protocol {self.protocol.name!r} expects {spec.frames} frame(s), got {vol.shape[0]}."
+                )
             if grid is None:
                 grid = (canonical, tuple(vol.shape[1:]))
             elif tuple(vol.shape[1:]) != grid[1]:
-                raise ValueError(f"{canonical} has grid {tuple(vol.shape[1:])}, {grid[0]} has {grid[1]}: resample "
-                                 "the sequences to one grid first.")
+                raise ValueError(
+                    f"{canonical} has grid {tuple(vol.shape[1:])}, {grid[0]} has {grid[1]}: resample "
+                    "the sequences to one grid first."
+                )
             if not torch.isfinite(vol).all():
                 raise ValueError(f"{canonical} contains NaN or Inf values.")
             checked[canonical] = vol
@@ -266,8 +270,9 @@ class Seq2SeqSynthesizer:
             return {t: {s: self._sliding_window(volumes[s], t) for s in sources} for t in targets}
         depth = next(iter(volumes.values())).shape[-1]
         out: dict[str, dict[str, torch.Tensor]] = {t: {} for t in targets}
-        bar = tqdm(total=len(sources) * depth, desc="synthesis (slices x sources)", disable=not self.progress,
-                   leave=False)
+        bar = tqdm(
+            total=len(sources) * depth, desc="synthesis (slices x sources)", disable=not self.progress, leave=False
+        )
         for source in sources:
             pieces: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
             for _, z, empty in self._encode_batches(volumes[source]):
@@ -301,8 +306,9 @@ class Seq2SeqSynthesizer:
         """
         volumes = self._check(volumes)
         target = self.protocol.canonical(target)
-        sources = [s for s in volumes if s != target] if sources is None else [self.protocol.canonical(s)
-                                                                               for s in sources]
+        sources = (
+            [s for s in volumes if s != target] if sources is None else [self.protocol.canonical(s) for s in sources]
+        )
         if not sources:
             raise ValueError(f"no source to synthesise {target} from: only {list(volumes)} given.")
         unknown = [s for s in sources if s not in volumes]
@@ -341,7 +347,11 @@ class Seq2SeqSynthesizer:
 
         with self._autocast():
             pred = sliding_window_inference(
-                (volume[None] * 2 - 1).to(self.device), self.roi_size, windows, predictor, overlap=0.25,
+                (volume[None] * 2 - 1).to(self.device),
+                self.roi_size,
+                windows,
+                predictor,
+                overlap=0.25,
                 mode="gaussian",
             )
         return ((pred[0].float().cpu() + 1) / 2).clamp(0, 1)

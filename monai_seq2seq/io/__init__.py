@@ -1,11 +1,12 @@
 """I/O: NIfTI 3D/4D with frame sidecars, DICOM MR series (DCE/DWI split, vendor b-values) and a DICOM writer."""
 
+from monai_seq2seq.core.errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
+
 from .dicom_identify import has_contrast_agent, has_fat_saturation, identify_sequence
 from .dicom_multiframe import enhanced_frame_headers, is_multiframe
 from .dicom_series import DicomSeriesReader, DicomSlice, read_dicom_file, read_dicom_series, scan_dicom_folder
 from .dicom_vendor import get_bvalue, require_tag
 from .dicom_writer import affine_to_dicom_geometry, write_dicom_series, write_dicom_study
-from .errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
 from .nifti import Seq2SeqNiftiReader, load_sequence
 from .registry import register_readers
 from .sidecar import read_frame_info, sidecar_paths, write_frame_info

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
 
-from ..data.protocols import BREAST, FrameAxis, Protocol, get_protocol
+from monai_seq2seq.core.protocols import BREAST, FrameAxis, Protocol, get_protocol
 
 __all__ = ["series_text", "has_fat_saturation", "has_contrast_agent", "identify_sequence"]
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
+from monai_seq2seq.core.errors import DicomTagError
+
 from .dicom_vendor import file_label
-from .errors import DicomTagError
 
 __all__ = ["is_multiframe", "enhanced_frame_headers"]
 

@@ -31,7 +31,9 @@ from monai.data import ImageReader
 from monai.utils import ensure_tuple
 from pydicom.dataset import Dataset
 
-from ..data.protocols import BREAST, FrameAxis, Protocol
+from monai_seq2seq.core.errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
+from monai_seq2seq.core.protocols import BREAST, FrameAxis, Protocol
+
 from .dicom_identify import identify_sequence
 from .dicom_multiframe import enhanced_frame_headers, is_multiframe
 from .dicom_vendor import (
@@ -44,7 +46,6 @@ from .dicom_vendor import (
     require_tag,
     siemens_mosaic_count,
 )
-from .errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
 
 __all__ = [
     "DicomSlice",
@@ -135,8 +136,11 @@ def _slices_of(ds: Dataset) -> list[DicomSlice]:
     cols = int(require_tag(ds, "Columns"))
     iop = np.asarray(get_floats(ds, "ImageOrientationPatient", count=6))
     row_cos, col_cos = iop[:3], iop[3:]
-    if abs(np.linalg.norm(row_cos) - 1) > 1e-3 or abs(np.linalg.norm(col_cos) - 1) > 1e-3 or abs(
-            row_cos @ col_cos) > 1e-3:
+    if (
+        abs(np.linalg.norm(row_cos) - 1) > 1e-3
+        or abs(np.linalg.norm(col_cos) - 1) > 1e-3
+        or abs(row_cos @ col_cos) > 1e-3
+    ):
         raise DicomTagError(
             f"DICOM file {path!r}: ImageOrientationPatient (0020,0037) {iop.tolist()} is not two orthonormal vectors."
         )
@@ -329,8 +333,11 @@ def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, lis
             k = round(float(s.position @ normal) / POSITION_KEY)
             if k in seen:
                 what = "b-value" if axis == FrameAxis.BVALUE else "timepoint"
-                hint = (" (several diffusion directions per b-value? read the trace-weighted series instead)"
-                        if axis == FrameAxis.BVALUE else "")
+                hint = (
+                    " (several diffusion directions per b-value? read the trace-weighted series instead)"
+                    if axis == FrameAxis.BVALUE
+                    else ""
+                )
                 raise SeriesConsistencyError(
                     f"{label}: duplicate {what} {key:g} at slice position {s.position.tolist()}: "
                     f"{seen[k].path!r} and {s.path!r}{hint}."
@@ -387,7 +394,7 @@ def _pixels(frames: list[list[DicomSlice]]) -> np.ndarray:
             if s.mosaic_index is not None:
                 m = arr.shape[1] // s.shape[1]
                 r, c = divmod(s.mosaic_index, m)
-                arr = arr[r * s.shape[0]:(r + 1) * s.shape[0], c * s.shape[1]:(c + 1) * s.shape[1]]
+                arr = arr[r * s.shape[0] : (r + 1) * s.shape[0], c * s.shape[1] : (c + 1) * s.shape[1]]
             if arr.shape != (rows, cols):
                 raise SeriesConsistencyError(
                     f"DICOM file {s.path!r}: pixel data of shape {arr.shape} != (Rows, Columns) {(rows, cols)}."
@@ -400,8 +407,16 @@ def _pixels(frames: list[list[DicomSlice]]) -> np.ndarray:
 
 def _series_meta(ds: Dataset) -> dict:
     meta: dict = {}
-    for key in ("SeriesInstanceUID", "SeriesDescription", "ProtocolName", "Modality", "Manufacturer",
-                "PatientID", "StudyInstanceUID", "SeriesNumber"):
+    for key in (
+        "SeriesInstanceUID",
+        "SeriesDescription",
+        "ProtocolName",
+        "Modality",
+        "Manufacturer",
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesNumber",
+    ):
         value = ds.get(key, None)
         if value not in (None, ""):
             meta[key] = str(value)
@@ -460,8 +475,9 @@ def read_dicom_series(
         if modality != "MR":
             raise DicomTagError(f"DICOM file {file_label(ds)!r}: Modality (0008,0060) is {modality!r}, expected 'MR'.")
     slices = [s for ds in headers for s in _slices_of(ds)]
-    _check_same(slices, "orientations (ImageOrientationPatient)", lambda s: np.r_[s.row_cos, s.col_cos],
-                ORIENTATION_TOL)
+    _check_same(
+        slices, "orientations (ImageOrientationPatient)", lambda s: np.r_[s.row_cos, s.col_cos], ORIENTATION_TOL
+    )
     _check_same(slices, "pixel spacings (PixelSpacing)", lambda s: np.asarray(s.spacing), 1e-4)
     _check_same(slices, "image sizes (Rows, Columns)", lambda s: s.shape, None)
 

@@ -16,7 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from .errors import DicomTagError
+from monai_seq2seq.core.errors import DicomTagError
 
 __all__ = [
     "TAG_DIFFUSION_BVALUE",
@@ -75,13 +75,17 @@ def get_floats(ds: Dataset, keyword: str, count: int | None = None, required: bo
     if not required and ds.get(keyword, None) in (None, "", []):
         return None
     value = require_tag(ds, keyword)
-    seq = list(value) if isinstance(value, (Sequence, pydicom.multival.MultiValue)) and not isinstance(
-        value, (str, bytes)) else [value]
+    seq = (
+        list(value)
+        if isinstance(value, (Sequence, pydicom.multival.MultiValue)) and not isinstance(value, (str, bytes))
+        else [value]
+    )
     try:
         out = [float(v) for v in seq]
     except (TypeError, ValueError) as err:
-        raise DicomTagError(f"DICOM file {file_label(ds)!r}: tag {_tag_name(keyword)} is not numeric: {value!r}.") \
-            from err
+        raise DicomTagError(
+            f"DICOM file {file_label(ds)!r}: tag {_tag_name(keyword)} is not numeric: {value!r}."
+        ) from err
     if count is not None and len(out) != count:
         raise DicomTagError(
             f"DICOM file {file_label(ds)!r}: tag {_tag_name(keyword)} needs {count} values, got {len(out)} ({value!r})."
@@ -215,5 +219,4 @@ def get_acquisition_time_s(ds: Dataset) -> float | None:
     try:
         return dicom_time_to_seconds(value)
     except ValueError as err:
-        raise DicomTagError(f"DICOM file {file_label(ds)!r}: malformed AcquisitionTime (0008,0032) {value!r}.") \
-            from err
+        raise DicomTagError(f"DICOM file {file_label(ds)!r}: malformed AcquisitionTime (0008,0032) {value!r}.") from err

@@ -26,7 +26,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from ..data.protocols import BREAST, FrameAxis, Protocol, get_protocol
+from monai_seq2seq.core.protocols import BREAST, FrameAxis, Protocol, get_protocol
+
 from .sidecar import validate_frame_values
 
 __all__ = ["write_dicom_series", "write_dicom_study", "affine_to_dicom_geometry"]

@@ -22,7 +22,8 @@ import numpy as np
 from monai.data import NibabelReader
 from monai.utils import ensure_tuple
 
-from .errors import FrameValuesError, UnreadableFileError
+from monai_seq2seq.core.errors import FrameValuesError, UnreadableFileError
+
 from .sidecar import read_frame_info
 
 __all__ = ["Seq2SeqNiftiReader", "load_sequence"]

@@ -16,9 +16,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.protocols import FrameAxis
-from ..utils import atomic_write_text
-from .errors import FrameValuesError, UnreadableFileError
+from monai_seq2seq.core.errors import FrameValuesError, UnreadableFileError
+from monai_seq2seq.core.files import atomic_write_text
+from monai_seq2seq.core.protocols import FrameAxis
 
 __all__ = [
     "image_stem",

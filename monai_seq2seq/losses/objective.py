@@ -49,9 +49,14 @@ class Seq2SeqLoss(nn.Module):
         self.cycle = CycleConsistencyLoss()
         self.adversarial = LSGANLoss()
         self.perceptual = perceptual
-        logger.info("Seq2Seq objective: lambda_r=%g lambda_p=%g (perceptual %s) lambda_adv=%g lambda_cyc=%g",
-                    self.lambda_r, self.lambda_p, "on" if perceptual is not None else "OFF",
-                    self.lambda_adv, self.lambda_cyc)
+        logger.info(
+            "Seq2Seq objective: lambda_r=%g lambda_p=%g (perceptual %s) lambda_adv=%g lambda_cyc=%g",
+            self.lambda_r,
+            self.lambda_p,
+            "on" if perceptual is not None else "OFF",
+            self.lambda_adv,
+            self.lambda_cyc,
+        )
 
     @property
     def uses_perceptual(self) -> bool:
@@ -87,8 +92,11 @@ class Seq2SeqLoss(nn.Module):
     def discriminator_terms(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """LSGAN discriminator loss ``"d_loss"`` plus the mean real/fake logits (``"d_real"``, ``"d_fake"``)."""
         loss = self.adversarial.discriminator_loss(real_logits, fake_logits)
-        return {"d_loss": loss, "d_real": real_logits.detach().float().mean(),
-                "d_fake": fake_logits.detach().float().mean()}
+        return {
+            "d_loss": loss,
+            "d_real": real_logits.detach().float().mean(),
+            "d_fake": fake_logits.detach().float().mean(),
+        }
 
     def forward(self, fake, real, fake_logits=None, cycled=None, source=None) -> torch.Tensor:
         return self.generator_terms(fake, real, fake_logits, cycled, source)["g_loss"]

@@ -34,8 +34,18 @@ VGG19_FILE = "vgg19-dcbb9e9d.pth"
 """torchvision's ImageNet VGG19 weights; the 8 hex digits are the start of the file's sha256."""
 
 # index in torchvision's vgg19().features of the ReLU after conv1_1, conv2_1, conv3_1, conv4_1, conv5_1
-_LAYER_INDEX = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_4": 17,
-                "relu4_1": 20, "relu4_4": 26, "relu5_1": 29, "relu5_4": 35}
+_LAYER_INDEX = {
+    "relu1_1": 1,
+    "relu1_2": 3,
+    "relu2_1": 6,
+    "relu2_2": 8,
+    "relu3_1": 11,
+    "relu3_4": 17,
+    "relu4_1": 20,
+    "relu4_4": 26,
+    "relu5_1": 29,
+    "relu5_4": 35,
+}
 _DEFAULT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _DEFAULT_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 _MEAN = (0.485, 0.456, 0.406)
@@ -101,7 +111,7 @@ class VGG19PerceptualLoss(nn.Module):
             raise FileNotFoundError(
                 f"VGG19 ImageNet weights for the perceptual loss not found at {path}. Put torchvision's "
                 f"{VGG19_FILE} there (or pass its path), or switch the perceptual term off "
-                "(bundle config: \"perceptual_weights\": null). Nothing is downloaded."
+                '(bundle config: "perceptual_weights": null). Nothing is downloaded.'
             )
         if len(layers) != len(layer_weights):
             raise ValueError(f"{len(layers)} layers but {len(layer_weights)} layer weights.")
@@ -116,7 +126,7 @@ class VGG19PerceptualLoss(nn.Module):
             _check_sha256_prefix(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
         if any(k.startswith("features.") for k in state):
-            state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+            state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
         order = sorted(range(len(layers)), key=lambda k: _LAYER_INDEX[layers[k]])
         self.layer_ids = [_LAYER_INDEX[layers[k]] for k in order]
         self.layer_weights = [float(layer_weights[k]) for k in order]
@@ -143,8 +153,10 @@ class VGG19PerceptualLoss(nn.Module):
         if x.dim() == self.spatial_dims + 3:
             x = x.flatten(0, 1)
         if x.dim() != self.spatial_dims + 2:
-            raise ValueError(f"expected (B, C, *spatial) or (B, T, C, *spatial) with spatial_dims="
-                             f"{self.spatial_dims}, got {tuple(x.shape)}.")
+            raise ValueError(
+                f"expected (B, C, *spatial) or (B, T, C, *spatial) with spatial_dims="
+                f"{self.spatial_dims}, got {tuple(x.shape)}."
+            )
         if self.spatial_dims == 3:
             axis = 2 + (self.slice_axis % 3)
             x = x.movedim(axis, 1)  # (B, S, C, H, W)
@@ -182,8 +194,9 @@ class VGG19PerceptualLoss(nn.Module):
         return loss
 
 
-def build_perceptual_loss(weights: str | Path | None = None, device: str | torch.device | None = None,
-                          **kwargs) -> VGG19PerceptualLoss | None:
+def build_perceptual_loss(
+    weights: str | Path | None = None, device: str | torch.device | None = None, **kwargs
+) -> VGG19PerceptualLoss | None:
     """The perceptual term of a config, or ``None`` (off) with a log line saying which.
 
     Args:
@@ -194,8 +207,11 @@ def build_perceptual_loss(weights: str | Path | None = None, device: str | torch
         kwargs: :class:`VGG19PerceptualLoss` arguments.
     """
     if weights is None or weights is False or (isinstance(weights, str) and not weights.strip()):
-        logger.warning("perceptual loss OFF (perceptual_weights is null); to switch it on, set perceptual_weights "
-                       "to a local VGG19 file or to 'hub' for %s.", default_vgg19_path())
+        logger.warning(
+            "perceptual loss OFF (perceptual_weights is null); to switch it on, set perceptual_weights "
+            "to a local VGG19 file or to 'hub' for %s.",
+            default_vgg19_path(),
+        )
         return None
     path = None if weights is True or (isinstance(weights, str) and weights.lower() == "hub") else weights
     loss = VGG19PerceptualLoss(weights_path=path, **kwargs)

@@ -27,14 +27,17 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from ..io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
+
 from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe
 
 __all__ = ["WASH_FORMULA", "DEFAULT_MIN_SIGNAL_FRACTION", "wash_in_out", "WashInOut", "WashInOutd"]
 
-WASH_FORMULA = ("wash-in = (S[early] - S[pre]) / max(S[pre], eps); "
-                "wash-out = (S[late] - S[early]) / max(S[early], eps); "
-                "0 where the denominator < min_signal_fraction x its frame's 99th percentile")
+WASH_FORMULA = (
+    "wash-in = (S[early] - S[pre]) / max(S[pre], eps); "
+    "wash-out = (S[late] - S[early]) / max(S[early], eps); "
+    "0 where the denominator < min_signal_fraction x its frame's 99th percentile"
+)
 DEFAULT_MIN_SIGNAL_FRACTION = 0.1
 _REFERENCE_PERCENTILE = 99.0
 
@@ -46,9 +49,14 @@ def _signal_floor(frame: torch.Tensor, fraction: float) -> torch.Tensor:
     return fraction * flat.kthvalue(k).values
 
 
-def wash_in_out(series: NdarrayOrTensor, pre_frame: int = 0, early_frame: int = 1, late_frame: int = -1,
-                eps: float = 1e-6, min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
-                ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+def wash_in_out(
+    series: NdarrayOrTensor,
+    pre_frame: int = 0,
+    early_frame: int = 1,
+    late_frame: int = -1,
+    eps: float = 1e-6,
+    min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
+) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
     """Wash-in and wash-out of a DCE series (formula in the module docstring).
 
     Args:
@@ -95,8 +103,15 @@ class WashInOut(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, output: str = "both", pre_frame: int = 0, early_frame: int = 1, late_frame: int = -1,
-                 eps: float = 1e-6, min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION) -> None:
+    def __init__(
+        self,
+        output: str = "both",
+        pre_frame: int = 0,
+        early_frame: int = 1,
+        late_frame: int = -1,
+        eps: float = 1e-6,
+        min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
+    ) -> None:
         if output not in ("both", "in", "out"):
             raise ValueError(f"output must be 'both', 'in' or 'out', got {output!r}.")
         if not 0.0 <= float(min_signal_fraction) < 1.0:
@@ -110,12 +125,14 @@ class WashInOut(Transform):
         label = describe(img, name)
         meta = getattr(img, "meta", None) or {}
         if meta.get(FRAME_AXIS_KEY) not in (None, "time"):
-            raise FrameValuesError(f"{label}: wash-in/out need DCE timepoints, its frame axis is "
-                                   f"{meta[FRAME_AXIS_KEY]!r}.")
+            raise FrameValuesError(
+                f"{label}: wash-in/out need DCE timepoints, its frame axis is {meta[FRAME_AXIS_KEY]!r}."
+            )
         check_finite(img, label)
         try:
-            wash_in, wash_out = wash_in_out(img, *self.frames, eps=self.eps,
-                                            min_signal_fraction=self.min_signal_fraction)
+            wash_in, wash_out = wash_in_out(
+                img, *self.frames, eps=self.eps, min_signal_fraction=self.min_signal_fraction
+            )
         except ValueError as err:
             raise ValueError(f"{label}: {err}") from err
         maps = {"both": [wash_in, wash_out], "in": [wash_in], "out": [wash_out]}[self.output]
@@ -139,10 +156,19 @@ class WashInOutd(MapTransform):
 
     backend = WashInOut.backend
 
-    def __init__(self, keys: KeysCollection, wash_in_key: str = "WashIn", wash_out_key: str = "WashOut",
-                 overwrite: bool = False, pre_frame: int = 0, early_frame: int = 1, late_frame: int = -1,
-                 eps: float = 1e-6, min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
-                 allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        wash_in_key: str = "WashIn",
+        wash_out_key: str = "WashOut",
+        overwrite: bool = False,
+        pre_frame: int = 0,
+        early_frame: int = 1,
+        late_frame: int = -1,
+        eps: float = 1e-6,
+        min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
+        allow_missing_keys: bool = True,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"WashInOutd takes one DCE key, got {self.keys}.")
@@ -155,8 +181,10 @@ class WashInOutd(MapTransform):
         for key in self.key_iterator(d):
             existing = [k for k in self.out_keys if d.get(k) is not None]
             if existing and not self.overwrite:
-                raise ValueError(f"subject {d.get('subject', '?')!r} already has {existing}; WashInOutd would "
-                                 "overwrite them (pass overwrite=True to recompute from the DCE series).")
+                raise ValueError(
+                    f"subject {d.get('subject', '?')!r} already has {existing}; WashInOutd would "
+                    "overwrite them (pass overwrite=True to recompute from the DCE series)."
+                )
             maps = self.maps(d[key], name=str(key))
             d[self.out_keys[0]], d[self.out_keys[1]] = maps[:1], maps[1:]
             if "available" in d:

@@ -29,7 +29,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from ..io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
+
 from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe, get_frame_values, set_frame_meta
 
 __all__ = [
@@ -65,8 +66,10 @@ def _as_signal(signal: NdarrayOrTensor, b: torch.Tensor, label: str) -> torch.Te
     """``(T, *S)`` signal as float64 torch, one frame per b-value."""
     data = convert_to_tensor(signal, track_meta=False).double()
     if data.ndim < 1 or data.shape[0] != b.numel():
-        raise FrameValuesError(f"{label}: signal of shape {tuple(data.shape)} has {data.shape[0] if data.ndim else 0} "
-                               f"frames but {b.numel()} b-values {b.tolist()}.")
+        raise FrameValuesError(
+            f"{label}: signal of shape {tuple(data.shape)} has {data.shape[0] if data.ndim else 0} "
+            f"frames but {b.numel()} b-values {b.tolist()}."
+        )
     return data
 
 
@@ -86,8 +89,9 @@ def _log_line(signal: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     return torch.exp(log_mean + slope * b.mean()), slope
 
 
-def fit_monoexponential(signal: NdarrayOrTensor, bvalues: Sequence[float],
-                        label: str = "DWI") -> tuple[torch.Tensor, torch.Tensor]:
+def fit_monoexponential(
+    signal: NdarrayOrTensor, bvalues: Sequence[float], label: str = "DWI"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit ``S(b) = S0 exp(-b ADC)`` per voxel by log-linear least squares over all frames.
 
     Args:
@@ -107,8 +111,9 @@ def fit_monoexponential(signal: NdarrayOrTensor, bvalues: Sequence[float],
     return _log_line(data, b)
 
 
-def fit_ivim(signal: NdarrayOrTensor, bvalues: Sequence[float], threshold: float = 200.0,
-             label: str = "DWI") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def fit_ivim(
+    signal: NdarrayOrTensor, bvalues: Sequence[float], threshold: float = 200.0, label: str = "DWI"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Segmented IVIM fit per voxel (steps in the module docstring).
 
     Args:
@@ -136,8 +141,9 @@ def fit_ivim(signal: NdarrayOrTensor, bvalues: Sequence[float], threshold: float
     if not bool(zero.any()):
         raise FrameValuesError(f"{label}: IVIM fit needs a b = 0 frame for f, got b-values {b.tolist()}.")
     if not bool(low.any()):
-        raise FrameValuesError(f"{label}: IVIM fit needs at least one b-value in (0, {threshold:g}) for D*, "
-                               f"got b-values {b.tolist()}.")
+        raise FrameValuesError(
+            f"{label}: IVIM fit needs at least one b-value in (0, {threshold:g}) for D*, got b-values {b.tolist()}."
+        )
     intercept, d = _log_line(data[high], b[high])
     s0 = data[zero].mean(0)
     s0_safe = s0.clamp_min(_SIGNAL_FLOOR)
@@ -166,8 +172,9 @@ def diffusion_signal(s0: NdarrayOrTensor, adc: NdarrayOrTensor, bvalues: Sequenc
     return s0_t * torch.exp(-b * adc_t)
 
 
-def ivim_signal(s0: NdarrayOrTensor, d: NdarrayOrTensor, f: NdarrayOrTensor, dstar: NdarrayOrTensor,
-                bvalues: Sequence[float]) -> torch.Tensor:
+def ivim_signal(
+    s0: NdarrayOrTensor, d: NdarrayOrTensor, f: NdarrayOrTensor, dstar: NdarrayOrTensor, bvalues: Sequence[float]
+) -> torch.Tensor:
     """IVIM model ``S0 [(1 - f) exp(-b D) + f exp(-b D*)]``.
 
     Args:
@@ -183,8 +190,9 @@ def ivim_signal(s0: NdarrayOrTensor, d: NdarrayOrTensor, f: NdarrayOrTensor, dst
     return torch.as_tensor(s0) * ((1.0 - f_t) * torch.exp(-b * d_t) + f_t * torch.exp(-b * dstar_t))
 
 
-def _dwi_input(img: NdarrayOrTensor, frame_values: Sequence[float] | None, label: str,
-               duplicates: str) -> tuple[torch.Tensor, list[float]]:
+def _dwi_input(
+    img: NdarrayOrTensor, frame_values: Sequence[float] | None, label: str, duplicates: str
+) -> tuple[torch.Tensor, list[float]]:
     """Frames sorted by b-value and their b-values; repeated b-values raise or are averaged.
 
     Frames of a b-value acquired once are returned bit-exactly (floating input keeps its dtype, integer input
@@ -199,9 +207,11 @@ def _dwi_input(img: NdarrayOrTensor, frame_values: Sequence[float] | None, label
     if len(unique) != len(values):
         if duplicates != "average":
             dupes = sorted({v for v in values if values.count(v) > 1})
-            raise FrameValuesError(f"{label} has duplicate b-values {dupes} (frame values {values}); pass "
-                                   "duplicates='average' to average repeated b-values (e.g. several diffusion "
-                                   "directions of a trace DWI).")
+            raise FrameValuesError(
+                f"{label} has duplicate b-values {dupes} (frame values {values}); pass "
+                "duplicates='average' to average repeated b-values (e.g. several diffusion "
+                "directions of a trace DWI)."
+            )
         frames = []
         for u in unique:
             idx = [i for i, v in enumerate(values) if v == u]
@@ -251,9 +261,16 @@ class SelectBValues(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, bvalues: Sequence[float], model: str = "monoexp", synthesise: bool = True, tol: float = 1.0,
-                 duplicates: str = "raise", threshold: float = 200.0,
-                 frame_values: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        bvalues: Sequence[float],
+        model: str = "monoexp",
+        synthesise: bool = True,
+        tol: float = 1.0,
+        duplicates: str = "raise",
+        threshold: float = 200.0,
+        frame_values: Sequence[float] | None = None,
+    ) -> None:
         self.model = _check_choice(model, "model", ("monoexp", "ivim"))
         self.duplicates = _check_choice(duplicates, "duplicates", ("raise", "average"))
         self.bvalues = [float(b) for b in np.asarray(bvalues, dtype=np.float64).reshape(-1)]
@@ -278,8 +295,9 @@ class SelectBValues(Transform):
             match.append(int(np.argmin(dist)) if dist.min() <= self.tol else None)
         missing = [b for b, m in zip(self.bvalues, match, strict=True) if m is None]
         if missing and not self.synthesise:
-            raise FrameValuesError(f"{label} lacks b-values {missing} (acquired {acquired}, tol {self.tol:g}) and "
-                                   "synthesise=False.")
+            raise FrameValuesError(
+                f"{label} lacks b-values {missing} (acquired {acquired}, tol {self.tol:g}) and synthesise=False."
+            )
         out: list[torch.Tensor | None] = [None if m is None else frames[m] for m in match]
         if missing:
             if self.model == "ivim":
@@ -316,8 +334,13 @@ class ADCMap(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, bvalue_range: tuple[float, float] | None = None, scale: float = 1.0,
-                 duplicates: str = "raise", frame_values: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        bvalue_range: tuple[float, float] | None = None,
+        scale: float = 1.0,
+        duplicates: str = "raise",
+        frame_values: Sequence[float] | None = None,
+    ) -> None:
         if bvalue_range is not None:
             low, high = float(bvalue_range[0]), float(bvalue_range[1])
             if low > high:
@@ -361,8 +384,9 @@ class IVIMMaps(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, threshold: float = 200.0, duplicates: str = "raise",
-                 frame_values: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, threshold: float = 200.0, duplicates: str = "raise", frame_values: Sequence[float] | None = None
+    ) -> None:
         self.threshold = float(threshold)
         self.duplicates = _check_choice(duplicates, "duplicates", ("raise", "average"))
         self.frame_values = frame_values
@@ -372,8 +396,14 @@ class IVIMMaps(Transform):
         label = describe(img, name)
         frames, acquired = _dwi_input(img, self.frame_values, label, self.duplicates)
         _, d, f, dstar = fit_ivim(frames, acquired, self.threshold, label)
-        return _map_output(torch.stack([d, f, dstar]), img, derived_from=label, channels=["D", "f", "Dstar"],
-                           units=["mm^2/s", "1", "mm^2/s"], bvalues_used=acquired)
+        return _map_output(
+            torch.stack([d, f, dstar]),
+            img,
+            derived_from=label,
+            channels=["D", "f", "Dstar"],
+            units=["mm^2/s", "1", "mm^2/s"],
+            bvalues_used=acquired,
+        )
 
 
 def _label(key: Hashable, img: NdarrayOrTensor) -> str:
@@ -384,8 +414,10 @@ def _label(key: Hashable, img: NdarrayOrTensor) -> str:
 def _refuse_overwrite(d: Mapping, keys: Sequence[str], overwrite: bool, transform: str) -> None:
     existing = [k for k in keys if d.get(k) is not None]
     if existing and not overwrite:
-        raise ValueError(f"subject {d.get('subject', '?')!r} already has {existing}; {transform} would overwrite "
-                         "them (pass overwrite=True to recompute from the DWI series).")
+        raise ValueError(
+            f"subject {d.get('subject', '?')!r} already has {existing}; {transform} would overwrite "
+            "them (pass overwrite=True to recompute from the DWI series)."
+        )
 
 
 class SelectBValuesd(MapTransform):
@@ -398,9 +430,17 @@ class SelectBValuesd(MapTransform):
 
     backend = SelectBValues.backend
 
-    def __init__(self, keys: KeysCollection, bvalues: Sequence[float], model: str = "monoexp",
-                 synthesise: bool = True, tol: float = 1.0, duplicates: str = "raise", threshold: float = 200.0,
-                 allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        bvalues: Sequence[float],
+        model: str = "monoexp",
+        synthesise: bool = True,
+        tol: float = 1.0,
+        duplicates: str = "raise",
+        threshold: float = 200.0,
+        allow_missing_keys: bool = True,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.selector = SelectBValues(bvalues, model, synthesise, tol, duplicates, threshold)
 
@@ -424,9 +464,16 @@ class ADCMapd(MapTransform):
 
     backend = ADCMap.backend
 
-    def __init__(self, keys: KeysCollection, output_key: str = "ADC", bvalue_range: tuple[float, float] | None = None,
-                 scale: float = 1.0, duplicates: str = "raise", overwrite: bool = False,
-                 allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_key: str = "ADC",
+        bvalue_range: tuple[float, float] | None = None,
+        scale: float = 1.0,
+        duplicates: str = "raise",
+        overwrite: bool = False,
+        allow_missing_keys: bool = True,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"ADCMapd takes one DWI key, got {self.keys}.")
@@ -454,13 +501,20 @@ class IVIMMapsd(MapTransform):
 
     backend = IVIMMaps.backend
 
-    def __init__(self, keys: KeysCollection, output_keys: Sequence[str] = ("D", "f", "Dstar"),
-                 threshold: float = 200.0, duplicates: str = "raise", overwrite: bool = False,
-                 allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_keys: Sequence[str] = ("D", "f", "Dstar"),
+        threshold: float = 200.0,
+        duplicates: str = "raise",
+        overwrite: bool = False,
+        allow_missing_keys: bool = True,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1 or len(output_keys) != 3 or len(set(output_keys)) != 3:
-            raise ValueError(f"IVIMMapsd takes one DWI key and three distinct output keys, got {self.keys}, "
-                             f"{list(output_keys)}.")
+            raise ValueError(
+                f"IVIMMapsd takes one DWI key and three distinct output keys, got {self.keys}, {list(output_keys)}."
+            )
         self.output_keys, self.overwrite = list(output_keys), bool(overwrite)
         self.mapper = IVIMMaps(threshold, duplicates)
 
@@ -470,7 +524,7 @@ class IVIMMapsd(MapTransform):
             _refuse_overwrite(d, self.output_keys, self.overwrite, "IVIMMapsd")
             maps = self.mapper(d[key], name=_label(key, d[key]))
             for i, out_key in enumerate(self.output_keys):
-                one = maps[i: i + 1]
+                one = maps[i : i + 1]
                 if isinstance(one, MetaTensor):
                     one.meta = dict(one.meta)
                     one.meta.update(channels=[maps.meta["channels"][i]], units=maps.meta["units"][i])

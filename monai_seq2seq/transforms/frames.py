@@ -15,7 +15,8 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from ..io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
+
 from .utils import check_distinct, describe, get_frame_values, set_frame_meta
 
 __all__ = [
@@ -33,8 +34,13 @@ def _key_label(key: Hashable, img: Any) -> str:
     return f"{key} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
 
 
-def _with_frames(img: NdarrayOrTensor, frames: torch.Tensor, axis: str | None, values: Sequence[float],
-                 dtype: torch.dtype | None = None):
+def _with_frames(
+    img: NdarrayOrTensor,
+    frames: torch.Tensor,
+    axis: str | None,
+    values: Sequence[float],
+    dtype: torch.dtype | None = None,
+):
     out, *_ = convert_to_dst_type(frames, img, dtype=dtype)
     return set_frame_meta(out, axis, values)
 
@@ -93,8 +99,13 @@ class ResampleFrames(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, target_values: Sequence[float], expected_axis: str | None = "time",
-                 extrapolate: bool = False, frame_values: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        target_values: Sequence[float],
+        expected_axis: str | None = "time",
+        extrapolate: bool = False,
+        frame_values: Sequence[float] | None = None,
+    ) -> None:
         self.target_values = [float(v) for v in np.asarray(target_values, dtype=np.float64).reshape(-1)]
         if not self.target_values:
             raise ValueError("ResampleFrames needs at least one target value.")
@@ -187,16 +198,21 @@ class _PerKey(MapTransform):
 class SortFramesd(_PerKey):
     """Dictionary twin of :class:`SortFrames` (missing keys are skipped by default: not every subject has DWI)."""
 
-    def __init__(self, keys: KeysCollection, expected_axis: str | None = None,
-                 allow_missing_keys: bool = True) -> None:
+    def __init__(self, keys: KeysCollection, expected_axis: str | None = None, allow_missing_keys: bool = True) -> None:
         super().__init__(keys, SortFrames(expected_axis), allow_missing_keys)
 
 
 class ResampleFramesd(_PerKey):
     """Dictionary twin of :class:`ResampleFrames`."""
 
-    def __init__(self, keys: KeysCollection, target_values: Sequence[float], expected_axis: str | None = "time",
-                 extrapolate: bool = False, allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        target_values: Sequence[float],
+        expected_axis: str | None = "time",
+        extrapolate: bool = False,
+        allow_missing_keys: bool = True,
+    ) -> None:
         super().__init__(keys, ResampleFrames(target_values, expected_axis, extrapolate), allow_missing_keys)
 
 

@@ -71,8 +71,15 @@ class PercentileScaleIntensity(InvertibleTransform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, lower: float = 0.5, upper: float = 99.5, clip: bool = True, nonzero: bool = False,
-                 name: str | None = None, fixed_range: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        lower: float = 0.5,
+        upper: float = 99.5,
+        clip: bool = True,
+        nonzero: bool = False,
+        name: str | None = None,
+        fixed_range: tuple[float, float] | None = None,
+    ) -> None:
         if not 0.0 <= lower < upper <= 100.0:
             raise ValueError(f"need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}.")
         if fixed_range is not None:
@@ -208,12 +215,21 @@ class PercentileScaleIntensityd(_KeyWise):
             e.g. ``get_protocol("breast").intensity_windows()`` for the wash-in/out ratios.
     """
 
-    def __init__(self, keys: KeysCollection, lower: float = 0.5, upper: float = 99.5, clip: bool = True,
-                 nonzero: bool = False, allow_missing_keys: bool = False,
-                 fixed_ranges: Mapping[Hashable, tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        lower: float = 0.5,
+        upper: float = 99.5,
+        clip: bool = True,
+        nonzero: bool = False,
+        allow_missing_keys: bool = False,
+        fixed_ranges: Mapping[Hashable, tuple[float, float]] | None = None,
+    ) -> None:
         super().__init__(keys, PercentileScaleIntensity(lower, upper, clip, nonzero), allow_missing_keys)
-        self.windowed = {key: PercentileScaleIntensity(lower, upper, clip, nonzero, fixed_range=window)
-                         for key, window in (fixed_ranges or {}).items()}
+        self.windowed = {
+            key: PercentileScaleIntensity(lower, upper, clip, nonzero, fixed_range=window)
+            for key, window in (fixed_ranges or {}).items()
+        }
 
     def _transform_for(self, key: Hashable) -> InvertibleTransform:
         return self.windowed.get(key, self.transform)
@@ -236,4 +252,3 @@ class FromSymmetricRanged(_KeyWise):
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, FromSymmetricRange(), allow_missing_keys)
-

@@ -17,7 +17,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import TransformBackends
 
-from ..data.protocols import Protocol, get_protocol
+from monai_seq2seq.core.protocols import Protocol, get_protocol
+
 from .slices import present_keys
 
 __all__ = [
@@ -80,8 +81,13 @@ class AvailabilityMaskd(MapTransform):
 
     backend = AvailabilityMask.backend
 
-    def __init__(self, keys: KeysCollection | None = None, protocol: str | Protocol = "brain",
-                 mask_key: str = MASK_KEY, min_available: int = 1) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection | None = None,
+        protocol: str | Protocol = "brain",
+        mask_key: str = MASK_KEY,
+        min_available: int = 1,
+    ) -> None:
         self.protocol = get_protocol(protocol)
         super().__init__(self.protocol.names if keys is None else keys, allow_missing_keys=True)
         self.mask_key = mask_key
@@ -113,14 +119,14 @@ class RandSilenceSequences(Randomizable, Transform):
 
     backend = [TransformBackends.TORCH]
 
-    def __init__(self, prob: float = 1.0, min_silence: int = 1, max_silence: int | None = None,
-                 min_keep: int = 1) -> None:
+    def __init__(
+        self, prob: float = 1.0, min_silence: int = 1, max_silence: int | None = None, min_keep: int = 1
+    ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must be in [0, 1], got {prob}.")
         if min_silence < 1 or min_keep < 1 or (max_silence is not None and max_silence < min_silence):
             raise ValueError(
-                f"need 1 <= min_silence <= max_silence and min_keep >= 1, got {min_silence}, {max_silence}, "
-                f"{min_keep}."
+                f"need 1 <= min_silence <= max_silence and min_keep >= 1, got {min_silence}, {max_silence}, {min_keep}."
             )
         self.prob = float(prob)
         self.min_silence = int(min_silence)
@@ -164,14 +170,22 @@ class RandSilenceSequencesd(Randomizable, MapTransform):
 
     backend = RandSilenceSequences.backend
 
-    def __init__(self, keys: KeysCollection, prob: float = 1.0, min_silence: int = 1,
-                 max_silence: int | None = None, min_keep: int = 1, mask_key: str = MASK_KEY) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        prob: float = 1.0,
+        min_silence: int = 1,
+        max_silence: int | None = None,
+        min_keep: int = 1,
+        mask_key: str = MASK_KEY,
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys=True)
         self.silencer = RandSilenceSequences(prob, min_silence, max_silence, min_keep)
         self.mask_key = mask_key
 
-    def set_random_state(self, seed: int | None = None,
-                         state: np.random.RandomState | None = None) -> RandSilenceSequencesd:
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandSilenceSequencesd:
         super().set_random_state(seed, state)
         self.silencer.set_random_state(state=self.R)
         return self
@@ -255,17 +269,23 @@ class RandSourceTargetd(Randomizable, MapTransform):
 
     backend = RandSourceTarget.backend
 
-    def __init__(self, keys: KeysCollection | None = None, protocol: str | Protocol = "brain",
-                 num_sources: int | None = 1, targets: Sequence[str] | None = None,
-                 concat_sources: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection | None = None,
+        protocol: str | Protocol = "brain",
+        num_sources: int | None = 1,
+        targets: Sequence[str] | None = None,
+        concat_sources: bool = False,
+    ) -> None:
         self.protocol = get_protocol(protocol)
         MapTransform.__init__(self, self.protocol.names if keys is None else keys, allow_missing_keys=True)
         positions = None if targets is None else [list(self.keys).index(self.protocol.canonical(t)) for t in targets]
         self.sampler = RandSourceTarget(num_sources, positions)
         self.concat_sources = bool(concat_sources)
 
-    def set_random_state(self, seed: int | None = None,
-                         state: np.random.RandomState | None = None) -> RandSourceTargetd:
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandSourceTargetd:
         super().set_random_state(seed, state)
         self.sampler.set_random_state(state=self.R)
         return self
@@ -314,8 +334,13 @@ class SequenceCoded(MapTransform):
 
     backend = SequenceCode.backend
 
-    def __init__(self, keys: KeysCollection = "target_name", protocol: str | Protocol = "brain",
-                 suffix: str = "_code", allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection = "target_name",
+        protocol: str | Protocol = "brain",
+        suffix: str = "_code",
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.coder = SequenceCode(protocol)
         self.suffix = suffix

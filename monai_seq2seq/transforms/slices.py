@@ -140,8 +140,9 @@ class VolumeToSlicesd(MapTransform, InvertibleTransform):
 
     backend = VolumeToSlices.backend
 
-    def __init__(self, keys: KeysCollection, axis: int = -1, num_slices: int = 3,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, axis: int = -1, num_slices: int = 3, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.converter = VolumeToSlices(axis, num_slices)
 
@@ -163,8 +164,9 @@ class SlicesToVolumed(MapTransform):
 
     backend = SlicesToVolume.backend
 
-    def __init__(self, keys: KeysCollection, axis: int = -1, mode: str = "middle",
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, axis: int = -1, mode: str = "middle", allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.converter = SlicesToVolume(axis, mode)
 
@@ -192,8 +194,14 @@ class Slices25D(Randomizable, Transform):
 
     backend = [TransformBackends.TORCH]
 
-    def __init__(self, num_slices: int = 3, axis: int = -1, roi_size: Sequence[int] | None = None,
-                 random: bool = True, margin: float = 0.15) -> None:
+    def __init__(
+        self,
+        num_slices: int = 3,
+        axis: int = -1,
+        roi_size: Sequence[int] | None = None,
+        random: bool = True,
+        margin: float = 0.15,
+    ) -> None:
         if not 0 <= margin < 0.5:
             raise ValueError(f"margin must be in [0, 0.5), got {margin}.")
         self.num_slices = _check_odd(num_slices)
@@ -231,7 +239,7 @@ class Slices25D(Randomizable, Transform):
             self.randomize(img.shape[1:])
         (r0, r1), (s0, s1) = self._roi, self._starts
         stack = _plain(img).float().movedim(1 + self.axis, 1)[:, torch.as_tensor(self._index)]
-        stack = stack[:, :, s0: s0 + r0, s1: s1 + r1]
+        stack = stack[:, :, s0 : s0 + r0, s1 : s1 + r1]
         pad = [0, max(0, r1 - stack.shape[3]), 0, max(0, r0 - stack.shape[2])]
         if any(pad):
             stack = torch.nn.functional.pad(stack, pad, value=float(stack.min()))
@@ -248,9 +256,16 @@ class Slices25Dd(Randomizable, MapTransform):
 
     backend = Slices25D.backend
 
-    def __init__(self, keys: KeysCollection, num_slices: int = 3, axis: int = -1,
-                 roi_size: Sequence[int] | None = None, random: bool = True, margin: float = 0.15,
-                 allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        num_slices: int = 3,
+        axis: int = -1,
+        roi_size: Sequence[int] | None = None,
+        random: bool = True,
+        margin: float = 0.15,
+        allow_missing_keys: bool = True,
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.cutter = Slices25D(num_slices, axis, roi_size, random, margin)
 

@@ -31,17 +31,35 @@ __all__ = ["RandFrameSpatialAugment", "RandSubjectSpatialAugmentd"]
 _IMG = "img"
 
 
-def _pipeline(keys: Sequence[Hashable], modes: Sequence[str], roi_size, flip_prob: float,
-              flip_axes: Sequence[int], affine_prob: float, rotate_range, scale_range, translate_range) -> Compose:
+def _pipeline(
+    keys: Sequence[Hashable],
+    modes: Sequence[str],
+    roi_size,
+    flip_prob: float,
+    flip_axes: Sequence[int],
+    affine_prob: float,
+    rotate_range,
+    scale_range,
+    translate_range,
+) -> Compose:
     transforms: list = []
     if roi_size is not None:
         transforms.append(RandSpatialCropd(keys, roi_size=roi_size, random_size=False, allow_missing_keys=True))
     for axis in flip_axes:
         transforms.append(RandFlipd(keys, prob=flip_prob, spatial_axis=axis, allow_missing_keys=True))
     if affine_prob > 0:
-        transforms.append(RandAffined(keys, prob=affine_prob, rotate_range=rotate_range, scale_range=scale_range,
-                                      translate_range=translate_range, mode=list(modes), padding_mode="border",
-                                      allow_missing_keys=True))
+        transforms.append(
+            RandAffined(
+                keys,
+                prob=affine_prob,
+                rotate_range=rotate_range,
+                scale_range=scale_range,
+                translate_range=translate_range,
+                mode=list(modes),
+                padding_mode="border",
+                allow_missing_keys=True,
+            )
+        )
     return Compose(transforms)
 
 
@@ -66,16 +84,30 @@ class RandSubjectSpatialAugmentd(Randomizable, MapTransform, InvertibleTransform
 
     backend = [TransformBackends.TORCH]
 
-    def __init__(self, keys: KeysCollection, label_keys: KeysCollection = ("label",),
-                 roi_size: Sequence[int] | None = None, flip_prob: float = 0.5, flip_axes: Sequence[int] = (0,),
-                 affine_prob: float = 0.0, rotate_range: Any = 0.1, scale_range: Any = 0.1,
-                 translate_range: Any = None) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_keys: KeysCollection = ("label",),
+        roi_size: Sequence[int] | None = None,
+        flip_prob: float = 0.5,
+        flip_axes: Sequence[int] = (0,),
+        affine_prob: float = 0.0,
+        rotate_range: Any = 0.1,
+        scale_range: Any = 0.1,
+        translate_range: Any = None,
+    ) -> None:
         labels = [label_keys] if isinstance(label_keys, str) else list(label_keys)
         MapTransform.__init__(self, list(ensure_tuple(keys)) + labels, allow_missing_keys=True)
         self.label_keys = set(labels)
-        self.options = dict(roi_size=roi_size, flip_prob=float(flip_prob), flip_axes=tuple(flip_axes),
-                            affine_prob=float(affine_prob), rotate_range=rotate_range, scale_range=scale_range,
-                            translate_range=translate_range)
+        self.options = dict(
+            roi_size=roi_size,
+            flip_prob=float(flip_prob),
+            flip_axes=tuple(flip_axes),
+            affine_prob=float(affine_prob),
+            rotate_range=rotate_range,
+            scale_range=scale_range,
+            translate_range=translate_range,
+        )
         self._pipelines: dict[tuple, Compose] = {}
 
     def _pipeline_for(self, keys: Sequence[Hashable]) -> Compose:
@@ -119,11 +151,28 @@ class RandFrameSpatialAugment(Randomizable, InvertibleTransform):
 
     backend = RandSubjectSpatialAugmentd.backend
 
-    def __init__(self, roi_size: Sequence[int] | None = None, flip_prob: float = 0.5, flip_axes: Sequence[int] = (0,),
-                 affine_prob: float = 0.0, rotate_range: Any = 0.1, scale_range: Any = 0.1,
-                 translate_range: Any = None, interp: str = "bilinear") -> None:
-        self.pipeline = _pipeline([_IMG], [interp], roi_size, float(flip_prob), tuple(flip_axes), float(affine_prob),
-                                  rotate_range, scale_range, translate_range)
+    def __init__(
+        self,
+        roi_size: Sequence[int] | None = None,
+        flip_prob: float = 0.5,
+        flip_axes: Sequence[int] = (0,),
+        affine_prob: float = 0.0,
+        rotate_range: Any = 0.1,
+        scale_range: Any = 0.1,
+        translate_range: Any = None,
+        interp: str = "bilinear",
+    ) -> None:
+        self.pipeline = _pipeline(
+            [_IMG],
+            [interp],
+            roi_size,
+            float(flip_prob),
+            tuple(flip_axes),
+            float(affine_prob),
+            rotate_range,
+            scale_range,
+            translate_range,
+        )
 
     def randomize(self, data: Any = None) -> None:
         pass

@@ -15,7 +15,7 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 
-from ..io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
 
 __all__ = [
     "FRAME_AXIS_KEY",

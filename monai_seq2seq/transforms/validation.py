@@ -16,8 +16,9 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, ResampleToMatch, Transform
 from monai.utils import TransformBackends
 
-from ..data.protocols import Protocol, SequenceSpec, get_protocol
-from ..io.errors import FrameValuesError
+from monai_seq2seq.core.errors import FrameValuesError
+from monai_seq2seq.core.protocols import Protocol, SequenceSpec, get_protocol
+
 from .slices import present_keys
 from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe
 
@@ -73,8 +74,13 @@ class MatchGrid(Transform):
         self.atol = float(atol)
         self.resampler = ResampleToMatch(mode=interp, padding_mode="border")
 
-    def __call__(self, img: NdarrayOrTensor, reference: NdarrayOrTensor, name: str | None = None,
-                 reference_name: str | None = None) -> NdarrayOrTensor:
+    def __call__(
+        self,
+        img: NdarrayOrTensor,
+        reference: NdarrayOrTensor,
+        name: str | None = None,
+        reference_name: str | None = None,
+    ) -> NdarrayOrTensor:
         difference = grid_difference(img, reference, self.atol)
         if difference is None:
             return img
@@ -106,8 +112,15 @@ class MatchGridd(MapTransform):
 
     backend = MatchGrid.backend
 
-    def __init__(self, keys: KeysCollection, reference_key: str | None = None, mode: str = "raise",
-                 atol: float = 1e-3, label_keys: KeysCollection = ("label",), allow_missing_keys: bool = True) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        reference_key: str | None = None,
+        mode: str = "raise",
+        atol: float = 1e-3,
+        label_keys: KeysCollection = ("label",),
+        allow_missing_keys: bool = True,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.reference_key = reference_key
         self.label_keys = {label_keys} if isinstance(label_keys, str) else set(label_keys)
@@ -133,7 +146,7 @@ class CheckSequence(Transform):
     """Check one sequence against its protocol entry: finite, not constant, the frame count and axis it expects.
 
     Args:
-        spec: the sequence's :class:`~monai_seq2seq.data.protocols.SequenceSpec` (from ``protocol[name]``).
+        spec: the sequence's :class:`~monai_seq2seq.core.protocols.SequenceSpec` (from ``protocol[name]``).
         check_constant: refuse images whose voxels all have one value.
 
     Shapes:
@@ -166,8 +179,9 @@ class CheckSequence(Transform):
             )
         axis = (getattr(img, "meta", None) or {}).get(FRAME_AXIS_KEY)
         if self.spec.is_4d and axis is not None and axis != self.spec.frame_axis:
-            raise FrameValuesError(f"{label}: frame axis {axis!r} in its meta, the protocol says "
-                                   f"{self.spec.frame_axis!r}.")
+            raise FrameValuesError(
+                f"{label}: frame axis {axis!r} in its meta, the protocol says {self.spec.frame_axis!r}."
+            )
         return img
 
 
@@ -183,8 +197,13 @@ class CheckSequenced(MapTransform):
 
     backend = CheckSequence.backend
 
-    def __init__(self, protocol: str | Protocol = "brain", keys: KeysCollection | None = None,
-                 min_available: int = 1, check_constant: bool = True) -> None:
+    def __init__(
+        self,
+        protocol: str | Protocol = "brain",
+        keys: KeysCollection | None = None,
+        min_available: int = 1,
+        check_constant: bool = True,
+    ) -> None:
         self.protocol = get_protocol(protocol)
         super().__init__(self.protocol.names if keys is None else keys, allow_missing_keys=True)
         self.min_available = int(min_available)

@@ -1,8 +1,16 @@
 """Model zoo: integrity of bundle files, reproducible packing, zoo indexes, safe download/installation, verification."""
 
-from .handlers import VerifiedCheckpointLoader
+from monai_seq2seq.core.integrity import (
+    IntegrityError,
+    expected_hash,
+    load_weights,
+    record_hash,
+    sha256_file,
+    verify_sha256,
+)
+from monai_seq2seq.engines.handlers import VerifiedCheckpointLoader
+
 from .index import download_bundle, github_release_url, list_index, read_index, resolve_entry
-from .integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file, verify_sha256
 from .pack import check_bundle, pack_bundle, safe_extract, update_index
 from .verify import verify_bundle, verify_forward, verify_metadata_offline
 

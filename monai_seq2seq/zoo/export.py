@@ -6,14 +6,16 @@ from pathlib import Path
 
 import torch
 
-from ..utils import atomic_write
+from monai_seq2seq.core.files import atomic_write
+
 from .verify import load_bundle_network
 
 __all__ = ["export_onnx"]
 
 
-def export_onnx(bundle_dir: str | Path, target: int | str, path: str | Path, size: int = 32,
-                check: bool = True, atol: float = 1e-4) -> Path:
+def export_onnx(
+    bundle_dir: str | Path, target: int | str, path: str | Path, size: int = 32, check: bool = True, atol: float = 1e-4
+) -> Path:
     """Write ``path``: the bundle's network folded to ``target`` (plain convolutions), as ONNX.
 
     Inputs ``image`` ``(B, T, C, H, W)`` with dynamic batch, height and width (multiples of the network's
@@ -39,9 +41,18 @@ def export_onnx(bundle_dir: str | Path, target: int | str, path: str | Path, siz
     x = torch.rand(1, 1, network.in_channels, size, size) * 2 - 1
 
     def write(tmp: Path) -> None:
-        torch.onnx.export(folded, (x,), str(tmp), input_names=["image"], output_names=["pred"], dynamo=False,
-                          dynamic_axes={"image": {0: "batch", 3: "height", 4: "width"},
-                                        "pred": {0: "batch", 3: "height", 4: "width"}})
+        torch.onnx.export(
+            folded,
+            (x,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["pred"],
+            dynamo=False,
+            dynamic_axes={
+                "image": {0: "batch", 3: "height", 4: "width"},
+                "pred": {0: "batch", 3: "height", 4: "width"},
+            },
+        )
 
     out = atomic_write(Path(path), write)
     if check:

@@ -20,7 +20,8 @@ from urllib.request import url2pathname
 
 from packaging.version import InvalidVersion, Version
 
-from .integrity import IntegrityError, verify_sha256
+from monai_seq2seq.core.integrity import IntegrityError, verify_sha256
+
 from .pack import check_bundle, safe_extract
 
 __all__ = [
@@ -60,8 +61,12 @@ def _download(url: str, target: Path, sha256: str | None) -> Path:
     return target
 
 
-def fetch(location: str, target_dir: Path, sha256: str | None = None,
-          downloader: Callable[[str, Path, str | None], Path] = _download) -> Path:
+def fetch(
+    location: str,
+    target_dir: Path,
+    sha256: str | None = None,
+    downloader: Callable[[str, Path, str | None], Path] = _download,
+) -> Path:
     """A local copy of ``location`` (path, file:// or https URL); local files are used in place."""
     local = _local_path(location)
     if local is not None:
@@ -108,8 +113,14 @@ def list_index(index: str, **kwargs) -> list[dict]:
     rows = []
     for key, entry in read_index(index, **kwargs).items():
         name, version = _split_key(key)
-        rows.append({"name": entry.get("name", name), "version": entry.get("version", version),
-                     "sha256": entry["sha256"], "source": entry["source"]})
+        rows.append(
+            {
+                "name": entry.get("name", name),
+                "version": entry.get("version", version),
+                "sha256": entry["sha256"],
+                "source": entry["source"],
+            }
+        )
     return sorted(rows, key=lambda r: (r["name"], _version_key(r["version"])))
 
 
@@ -196,8 +207,10 @@ def download_bundle(
     if location is None:
         raise ValueError("give an index, a url, or source='github' with a repo.")
     if sha256 is None:
-        raise IntegrityError(f"no sha256 for {location}: give an index that lists it or sha256=...; an archive is "
-                             "never extracted unchecked.")
+        raise IntegrityError(
+            f"no sha256 for {location}: give an index that lists it or sha256=...; an archive is "
+            "never extracted unchecked."
+        )
     bundle_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=bundle_dir, prefix=".download.") as tmp:
         archive = fetch(location, Path(tmp), sha256, downloader)
@@ -210,8 +223,7 @@ def download_bundle(
     return final
 
 
-def _download_huggingface(name: str, version: str | None, bundle_dir: Path, repo: str | None,
-                          overwrite: bool) -> Path:
+def _download_huggingface(name: str, version: str | None, bundle_dir: Path, repo: str | None, overwrite: bool) -> Path:
     import monai
 
     if repo is None:

@@ -10,8 +10,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..utils import atomic_write, atomic_write_text
-from .integrity import IntegrityError, expected_hash, sha256_file, verify_sha256
+from monai_seq2seq.core.files import atomic_write, atomic_write_text
+from monai_seq2seq.core.integrity import IntegrityError, expected_hash, sha256_file, verify_sha256
 
 __all__ = ["REQUIRED_FILES", "check_bundle", "pack_bundle", "safe_extract", "update_index"]
 
@@ -88,8 +88,12 @@ def update_index(index_path: str | Path, archive: str | Path, source: str | None
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     key = Path(archive).name[: -len(".zip")]
     name, _, version = key.rpartition("_v")
-    index[key] = {"name": name, "version": version, "source": source or Path(archive).name,
-                  "sha256": sha256_file(archive)}
+    index[key] = {
+        "name": name,
+        "version": version,
+        "source": source or Path(archive).name,
+        "sha256": sha256_file(archive),
+    }
     atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
 
@@ -111,8 +115,9 @@ def _check_members(archive: zipfile.ZipFile) -> str:
     return tops.pop()
 
 
-def safe_extract(archive: str | Path, target_dir: str | Path, sha256: str | None = None,
-                 overwrite: bool = False) -> Path:
+def safe_extract(
+    archive: str | Path, target_dir: str | Path, sha256: str | None = None, overwrite: bool = False
+) -> Path:
     """Extract a bundle archive into ``target_dir/<name>`` only if everything checks out.
 
     The sha256 (when given) is checked before the archive is opened; members with absolute paths, ``..`` or links,

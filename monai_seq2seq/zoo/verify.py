@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .integrity import load_weights
+from monai_seq2seq.core.integrity import load_weights
+
 from .pack import check_bundle
 
 __all__ = ["SCHEMA_PATH", "verify_metadata_offline", "load_bundle_network", "verify_forward", "verify_bundle"]
@@ -29,7 +30,7 @@ def load_bundle_network(bundle_dir: str | Path, device: str = "cpu"):
     """``(network, protocol)``: ``network_def`` of ``configs/inference.json``, verified weights loaded, eval mode."""
     from monai.bundle import ConfigParser
 
-    from ..data.protocols import get_protocol
+    from monai_seq2seq.core.protocols import get_protocol
 
     bundle_dir = Path(bundle_dir).resolve()
     parser = ConfigParser()

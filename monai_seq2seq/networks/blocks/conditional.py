@@ -124,9 +124,7 @@ class ConditionalNorm(nn.Module):
     statistics, AdaIN), so that a per-channel bias added before it has no effect on its output.
     """
 
-    def __init__(
-        self, spatial_dims: int, channels: int, norm: tuple | str, code_dim: int, conditioning: str
-    ) -> None:
+    def __init__(self, spatial_dims: int, channels: int, norm: tuple | str, code_dim: int, conditioning: str) -> None:
         super().__init__()
         self.layer: nn.Module
         if Conditioning.check(conditioning) == Conditioning.ADAIN:

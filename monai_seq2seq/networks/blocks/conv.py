@@ -43,7 +43,11 @@ class ConvNormAct(nn.Sequential):
         self.add_module(
             "conv",
             Conv[Conv.CONV, spatial_dims](
-                in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=kernel_size // 2,
                 padding_mode=padding_mode,
             ),
         )

@@ -73,8 +73,11 @@ class ConvLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != self.spatial_dims + 3:
             raise ValueError(
-                "ConvLSTM expects (B, T, C, *spatial) with " + str(self.spatial_dims) + " spatial dims, got shape "
-                + str(list(x.shape)) + "."
+                "ConvLSTM expects (B, T, C, *spatial) with "
+                + str(self.spatial_dims)
+                + " spatial dims, got shape "
+                + str(list(x.shape))
+                + "."
             )
         frames = x.shape[1]
         state_shape = [x.shape[0], self.hidden_channels] + list(x.shape[3:])

@@ -146,8 +146,11 @@ class HyperConv(nn.Module):
         batch = x.shape[0]
         if code.shape[0] != batch:
             raise ValueError(
-                "HyperConv: code batch " + str(code.shape[0]) + " must be 1 or equal the input batch "
-                + str(batch) + "."
+                "HyperConv: code batch "
+                + str(code.shape[0])
+                + " must be 1 or equal the input batch "
+                + str(batch)
+                + "."
             )
         # Per-sample kernels: fold the batch into channels and run one grouped convolution.
         x = x.reshape([1, batch * self.in_channels] + list(x.shape[2:]))
@@ -210,8 +213,16 @@ class DynamicConv(HyperConv):
         bias: bool = True,
     ) -> None:
         super().__init__(
-            spatial_dims, in_channels, out_channels, kernel_size, code_dim, code_dim + 1, stride, padding,
-            padding_mode, bias,
+            spatial_dims,
+            in_channels,
+            out_channels,
+            kernel_size,
+            code_dim,
+            code_dim + 1,
+            stride,
+            padding,
+            padding_mode,
+            bias,
         )
 
     def _make_mix(self) -> nn.Module:

@@ -72,9 +72,16 @@ class HyperResBlock(nn.Module):
         act: tuple | str = _LEAKY,
     ) -> None:
         super().__init__()
-        common = {"spatial_dims": spatial_dims, "in_channels": channels, "out_channels": channels,
-                  "kernel_size": kernel_size, "code_dim": code_dim, "conditioning": conditioning,
-                  "bank_dim": bank_dim, "norm": norm}
+        common = {
+            "spatial_dims": spatial_dims,
+            "in_channels": channels,
+            "out_channels": channels,
+            "kernel_size": kernel_size,
+            "code_dim": code_dim,
+            "conditioning": conditioning,
+            "bank_dim": bank_dim,
+            "norm": norm,
+        }
         self.conv1 = ConditionalConvNormAct(act=act, **common)
         self.conv2 = ConditionalConvNormAct(act=None, **common)
 

@@ -46,8 +46,13 @@ class SequenceDiscriminators(nn.Module):
         self.discriminators = nn.ModuleList(
             [
                 PatchDiscriminator(
-                    spatial_dims=spatial_dims, channels=channels, in_channels=in_channels * f, out_channels=1,
-                    num_layers_d=num_layers_d, norm=norm, bias=True,
+                    spatial_dims=spatial_dims,
+                    channels=channels,
+                    in_channels=in_channels * f,
+                    out_channels=1,
+                    num_layers_d=num_layers_d,
+                    norm=norm,
+                    bias=True,
                 )
                 for f in frames
             ]

@@ -12,18 +12,42 @@ __all__ = ["SEQ2SEQ_CONFIGS", "seq2seq_config", "build_seq2seq"]
 SEQ2SEQ_CONFIGS: dict[str, dict[str, Any]] = {
     # The authors' released 2D configuration: 155.2 M parameters (decoder 119.4 M, each ConvLSTM 14.2 M,
     # encoder 7.5 M).
-    "released": {"channels": (64, 128, 256), "num_res_blocks": 6, "num_hyper_res_blocks": 6, "lstm_layers": 3,
-                 "bank_dim": 16, "code_dim": 64},
+    "released": {
+        "channels": (64, 128, 256),
+        "num_res_blocks": 6,
+        "num_hyper_res_blocks": 6,
+        "lstm_layers": 3,
+        "bank_dim": 16,
+        "code_dim": 64,
+    },
     # At most the paper's Table 1 budget of 35.8 M: same widths and depths, weight bank c_w = 2 and one-layer
     # ConvLSTMs (31.8 M). See README "Network sizes" for why the paper's count is lower than the released one.
-    "paper": {"channels": (64, 128, 256), "num_res_blocks": 6, "num_hyper_res_blocks": 6, "lstm_layers": 1,
-              "bank_dim": 2, "code_dim": 64},
+    "paper": {
+        "channels": (64, 128, 256),
+        "num_res_blocks": 6,
+        "num_hyper_res_blocks": 6,
+        "lstm_layers": 1,
+        "bank_dim": 2,
+        "code_dim": 64,
+    },
     # CPU demo / shipped weights.
-    "small": {"channels": (16, 32, 64), "num_res_blocks": 3, "num_hyper_res_blocks": 3, "lstm_layers": 1,
-              "bank_dim": 8, "code_dim": 64},
+    "small": {
+        "channels": (16, 32, 64),
+        "num_res_blocks": 3,
+        "num_hyper_res_blocks": 3,
+        "lstm_layers": 1,
+        "bank_dim": 8,
+        "code_dim": 64,
+    },
     # Unit tests.
-    "tiny": {"channels": (4, 8, 8), "num_res_blocks": 1, "num_hyper_res_blocks": 1, "lstm_layers": 1,
-             "bank_dim": 2, "code_dim": 16},
+    "tiny": {
+        "channels": (4, 8, 8),
+        "num_res_blocks": 1,
+        "num_hyper_res_blocks": 1,
+        "lstm_layers": 1,
+        "bank_dim": 2,
+        "code_dim": 16,
+    },
 }
 
 _VARIANTS = {"A": Conditioning.ADAIN, "B": Conditioning.DYNAMIC, "C": Conditioning.HYPER}
@@ -45,7 +69,7 @@ def seq2seq_config(name: str = "small", variant: str = "C", protocol: Any = None
     config: dict[str, Any] = dict(SEQ2SEQ_CONFIGS[name])
     config["conditioning"] = _VARIANTS[str(variant).upper()]
     if protocol is not None:
-        from ...data.protocols import get_protocol
+        from monai_seq2seq.core.protocols import get_protocol
 
         proto = get_protocol(protocol)
         config.update(num_sequences=len(proto), target_frames=proto.frames, code_dim=proto.code_dim)

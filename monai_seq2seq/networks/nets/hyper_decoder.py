@@ -65,8 +65,9 @@ class HyperDecoder(nn.Module):
         widths = [in_channels, *up_channels]
         self.up_convs = nn.ModuleList(
             [
-                ConditionalConvNormAct(spatial_dims, widths[i], widths[i + 1], 3, code_dim, conditioning, bank_dim,
-                                       norm, act)
+                ConditionalConvNormAct(
+                    spatial_dims, widths[i], widths[i + 1], 3, code_dim, conditioning, bank_dim, norm, act
+                )
                 for i in range(len(up_channels))
             ]
         )

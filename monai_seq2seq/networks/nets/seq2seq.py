@@ -111,8 +111,16 @@ class Seq2Seq(nn.Module):
         self.temporal_encoder = _temporal(spatial_dims, width, lstm_layers, lstm_kernel_size)
         self.temporal_decoder = _temporal(spatial_dims, width, lstm_layers, lstm_kernel_size)
         self.decoder = HyperDecoder(
-            spatial_dims, width, self.out_channels, code_dim, num_hyper_res_blocks, tuple(reversed(channels[:-1])),
-            self.conditioning, bank_dim, norm, act,
+            spatial_dims,
+            width,
+            self.out_channels,
+            code_dim,
+            num_hyper_res_blocks,
+            tuple(reversed(channels[:-1])),
+            self.conditioning,
+            bank_dim,
+            norm,
+            act,
         )
 
     # ---- conditions -------------------------------------------------------------------------------------
@@ -137,8 +145,11 @@ class Seq2Seq(nn.Module):
                 code = target.reshape(1, -1) if target.dim() == 1 else target
                 if code.dim() != 2 or code.shape[1] != self.code_dim:
                     raise ValueError(
-                        "Seq2Seq: a float target code must be (N, " + str(self.code_dim) + "), got shape "
-                        + str(list(target.shape)) + "."
+                        "Seq2Seq: a float target code must be (N, "
+                        + str(self.code_dim)
+                        + "), got shape "
+                        + str(list(target.shape))
+                        + "."
                     )
                 return code.to(device=weight.device, dtype=weight.dtype), None
             idx = target.reshape(-1).to(device=weight.device, dtype=torch.long)
@@ -149,8 +160,11 @@ class Seq2Seq(nn.Module):
         if low < 0 or high >= self.num_sequences:
             bad = low if low < 0 else high
             raise ValueError(
-                "Seq2Seq: unknown target sequence index " + str(bad) + "; valid indices are 0.."
-                + str(self.num_sequences - 1) + "."
+                "Seq2Seq: unknown target sequence index "
+                + str(bad)
+                + "; valid indices are 0.."
+                + str(self.num_sequences - 1)
+                + "."
             )
         return F.one_hot(idx, self.code_dim).to(weight.dtype), idx
 
@@ -163,7 +177,8 @@ class Seq2Seq(nn.Module):
         if bool((frames != first).any()):
             raise ValueError(
                 "Seq2Seq: targets with different frame counts cannot share one batch (frames per target: "
-                + str(self.target_frames) + ")."
+                + str(self.target_frames)
+                + ")."
             )
         if out_frames is not None and int(out_frames) != first:
             raise ValueError(
@@ -177,22 +192,31 @@ class Seq2Seq(nn.Module):
         sd = self.spatial_dims
         if x.dim() != sd + 2 and x.dim() != sd + 3:
             raise ValueError(
-                "Seq2Seq: expected input (B, T, C, *spatial) or (B, C, *spatial) with " + str(sd)
-                + " spatial dims, got shape " + str(list(x.shape)) + "."
+                "Seq2Seq: expected input (B, T, C, *spatial) or (B, C, *spatial) with "
+                + str(sd)
+                + " spatial dims, got shape "
+                + str(list(x.shape))
+                + "."
             )
         no_frames = x.dim() == sd + 2
         if no_frames:
             x = x.unsqueeze(1)
         if x.shape[2] != self.in_channels:
             raise ValueError(
-                "Seq2Seq: expected " + str(self.in_channels) + " channels per frame, got shape "
-                + str(list(x.shape)) + " (read as (B, T, C, *spatial))."
+                "Seq2Seq: expected "
+                + str(self.in_channels)
+                + " channels per frame, got shape "
+                + str(list(x.shape))
+                + " (read as (B, T, C, *spatial))."
             )
         for size in x.shape[3:]:
             if size % self.downsample_factor != 0:
                 raise ValueError(
-                    "Seq2Seq: spatial size " + str(list(x.shape[3:])) + " must be divisible by "
-                    + str(self.downsample_factor) + " (the encoder's downsampling)."
+                    "Seq2Seq: spatial size "
+                    + str(list(x.shape[3:]))
+                    + " must be divisible by "
+                    + str(self.downsample_factor)
+                    + " (the encoder's downsampling)."
                 )
         return x, no_frames
 
@@ -225,7 +249,10 @@ class Seq2Seq(nn.Module):
         batch = z.shape[0] if code.shape[0] == 1 else code.shape[0]
         if z.shape[0] != batch and z.shape[0] != 1:
             raise ValueError(
-                "Seq2Seq: " + str(code.shape[0]) + " targets for a batch of " + str(z.shape[0])
+                "Seq2Seq: "
+                + str(code.shape[0])
+                + " targets for a batch of "
+                + str(z.shape[0])
                 + "; give one target, one per sample, or a batch of one source."
             )
         h = self.expand_frames(z, out_frames)
@@ -294,8 +321,11 @@ class Seq2Seq(nn.Module):
             other = self.encode(src)
             if other.shape != z.shape:
                 raise ValueError(
-                    "Seq2Seq.forward_multi: sources disagree in batch or grid: " + str(list(sources[0].shape))
-                    + " vs " + str(list(src.shape)) + "."
+                    "Seq2Seq.forward_multi: sources disagree in batch or grid: "
+                    + str(list(sources[0].shape))
+                    + " vs "
+                    + str(list(src.shape))
+                    + "."
                 )
             z = z + other
         z = z / len(sources)

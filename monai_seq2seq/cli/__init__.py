@@ -16,10 +16,10 @@ COMMANDS: dict[str, str] = {
     "synthesize": "monai_seq2seq.cli:synthesize",
     "diffmap": "monai_seq2seq.cli:diffmap",
     "evaluate": "monai_seq2seq.cli:evaluate",
-    "phantom": "monai_seq2seq.cli_phantom:Phantom",
-    "zoo": "monai_seq2seq.zoo.cli:Zoo",
+    "phantom": "monai_seq2seq.cli.phantom:Phantom",
+    "zoo": "monai_seq2seq.cli.zoo:Zoo",
     "profile": "monai_seq2seq.cli:profile",
-    "demo": "monai_seq2seq.demo:run_demo",
+    "demo": "monai_seq2seq.cli.demo:run_demo",
 }
 
 
@@ -38,36 +38,59 @@ def run_bundle_config(bundle: str, config: str, **overrides: Any) -> str:
     if not config_file.is_file():
         raise ValueError(f"{config_file} does not exist: is {bundle!r} a monai-seq2seq bundle folder?")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    workflow = ConfigWorkflow(config_file=str(config_file), meta_file=str(root / "configs" / "metadata.json"),
-                              logging_file=None, workflow_type="inference", bundle_root=str(root), **overrides)
+    workflow = ConfigWorkflow(
+        config_file=str(config_file),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=None,
+        workflow_type="inference",
+        bundle_root=str(root),
+        **overrides,
+    )
     workflow.initialize()
     workflow.run()
     workflow.finalize()
     return str(workflow.parser.get_parsed_content("output_dir"))
 
 
-def synthesize(bundle: str = "bundles/seq2seq_brain", out: str | None = None, datalist: str | None = None,
-               split: str = "testing", drop: list[str] | None = None, **overrides: Any) -> str:
+def synthesize(
+    bundle: str = "bundles/seq2seq_brain",
+    out: str | None = None,
+    datalist: str | None = None,
+    split: str = "testing",
+    drop: list[str] | None = None,
+    **overrides: Any,
+) -> str:
     """Synthesise every missing sequence of a datalist (default: the embedded phantom with ``drop`` removed).
 
     Example: ``seq2seq synthesize --bundle bundles/seq2seq_brain --datalist brats.json --drop "[]" --out syn``.
     """
-    return run_bundle_config(bundle, "inference", output_dir=out, datalist=datalist, datalist_split=split,
-                             drop=drop, **overrides)
+    return run_bundle_config(
+        bundle, "inference", output_dir=out, datalist=datalist, datalist_split=split, drop=drop, **overrides
+    )
 
 
-def diffmap(bundle: str = "bundles/seq2seq_brain", out: str | None = None, datalist: str | None = None,
-            split: str = "testing", **overrides: Any) -> str:
+def diffmap(
+    bundle: str = "bundles/seq2seq_brain",
+    out: str | None = None,
+    datalist: str | None = None,
+    split: str = "testing",
+    **overrides: Any,
+) -> str:
     """Differentiation maps, the ranking table (C_t, C_d), heatmap and rank chart for a datalist or the phantom."""
-    return run_bundle_config(bundle, "differentiation", output_dir=out, datalist=datalist, datalist_split=split,
-                             **overrides)
+    return run_bundle_config(
+        bundle, "differentiation", output_dir=out, datalist=datalist, datalist_split=split, **overrides
+    )
 
 
-def evaluate(bundle: str = "bundles/seq2seq_brain", out: str | None = None, datalist: str | None = None,
-             split: str = "testing", **overrides: Any) -> str:
+def evaluate(
+    bundle: str = "bundles/seq2seq_brain",
+    out: str | None = None,
+    datalist: str | None = None,
+    split: str = "testing",
+    **overrides: Any,
+) -> str:
     """PSNR, SSIM (and LPIPS with local weights) per translation, SSIM inside/outside the tumour."""
-    return run_bundle_config(bundle, "evaluate", output_dir=out, datalist=datalist, datalist_split=split,
-                             **overrides)
+    return run_bundle_config(bundle, "evaluate", output_dir=out, datalist=datalist, datalist_split=split, **overrides)
 
 
 def profile(config: str = "paper", variant: str = "C", size: int = 192, protocol: str = "brain") -> dict[str, Any]:
@@ -75,7 +98,7 @@ def profile(config: str = "paper", variant: str = "C", size: int = 192, protocol
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .networks import build_seq2seq
+    from monai_seq2seq.networks import build_seq2seq
 
     with torch.device("meta"):
         net = build_seq2seq(config, variant, protocol=protocol)
@@ -94,8 +117,6 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``seq2seq`` console script."""
     import sys
@@ -106,8 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in COMMANDS:
         fire.Fire(_resolve(COMMANDS[args[0]]), command=args[1:], name=f"seq2seq {args[0]}")
         return
-    fire.Fire({name: _resolve(target) for name, target in COMMANDS.items() if _importable(target)},
-              command=args, name="seq2seq")
+    fire.Fire(
+        {name: _resolve(target) for name, target in COMMANDS.items() if _importable(target)},
+        command=args,
+        name="seq2seq",
+    )
 
 
 def _importable(target: str) -> bool:

@@ -80,13 +80,9 @@ class SequenceSpec:
         if self.frames < 1:
             raise ValueError(f"sequence {self.name!r}: frames must be >= 1, got {self.frames}.")
         if self.frames > 1 and self.frame_axis not in FrameAxis.ALL:
-            raise ValueError(
-                f"4D sequence {self.name!r} needs frame_axis in {FrameAxis.ALL}, got {self.frame_axis!r}."
-            )
+            raise ValueError(f"4D sequence {self.name!r} needs frame_axis in {FrameAxis.ALL}, got {self.frame_axis!r}.")
         if self.frame_values and len(self.frame_values) != self.frames:
-            raise ValueError(
-                f"sequence {self.name!r}: {len(self.frame_values)} frame values for {self.frames} frames."
-            )
+            raise ValueError(f"sequence {self.name!r}: {len(self.frame_values)} frame values for {self.frames} frames.")
         if len(set(self.frame_values)) != len(self.frame_values):
             raise ValueError(f"sequence {self.name!r}: duplicate frame values {self.frame_values}.")
         object.__setattr__(self, "frame_values", tuple(float(v) for v in self.frame_values))
@@ -94,8 +90,10 @@ class SequenceSpec:
         if self.intensity_window is not None:
             window = tuple(float(v) for v in self.intensity_window)
             if len(window) != 2 or not window[0] < window[1]:
-                raise ValueError(f"sequence {self.name!r}: intensity_window must be (low, high) with low < high, "
-                                 f"got {self.intensity_window}.")
+                raise ValueError(
+                    f"sequence {self.name!r}: intensity_window must be (low, high) with low < high, "
+                    f"got {self.intensity_window}."
+                )
             object.__setattr__(self, "intensity_window", window)
 
     @property
@@ -130,9 +128,7 @@ class Protocol:
         if not self.sequences:
             raise ValueError(f"protocol {self.name!r} has no sequences.")
         if self.code_dim < len(self.sequences):
-            raise ValueError(
-                f"protocol {self.name!r}: code_dim {self.code_dim} < {len(self.sequences)} sequences."
-            )
+            raise ValueError(f"protocol {self.name!r}: code_dim {self.code_dim} < {len(self.sequences)} sequences.")
         lookup: dict[str, int] = {}
         for idx, spec in enumerate(self.sequences):
             for key in (spec.name, *spec.aliases):
@@ -252,8 +248,15 @@ class Protocol:
         for entry in seqs_raw:
             if isinstance(entry, str):
                 entry = {"name": entry}
-            unknown = set(entry) - {"name", "frames", "frame_axis", "frame_values", "aliases", "derived_from",
-                                    "intensity_window"}
+            unknown = set(entry) - {
+                "name",
+                "frames",
+                "frame_axis",
+                "frame_values",
+                "aliases",
+                "derived_from",
+                "intensity_window",
+            }
             if unknown:
                 raise ValueError(f"protocol {name!r}: unknown sequence field(s) {sorted(unknown)}.")
             seqs.append(
@@ -267,8 +270,12 @@ class Protocol:
                     intensity_window=entry.get("intensity_window"),
                 )
             )
-        return cls(name=name, sequences=tuple(seqs), code_dim=int(data.get("code_dim", 64)),
-                   description=str(data.get("description", "")))
+        return cls(
+            name=name,
+            sequences=tuple(seqs),
+            code_dim=int(data.get("code_dim", 64)),
+            description=str(data.get("description", "")),
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Protocol:
@@ -308,15 +315,20 @@ BREAST = Protocol(
         SequenceSpec("T2", aliases=("t2", "T2w")),
         SequenceSpec("DCE", frames=6, frame_axis=FrameAxis.TIME, frame_values=DCE_TIMES_S, aliases=("dce",)),
         SequenceSpec(
-            "FatSatDCE", frames=6, frame_axis=FrameAxis.TIME, frame_values=DCE_TIMES_S,
+            "FatSatDCE",
+            frames=6,
+            frame_axis=FrameAxis.TIME,
+            frame_values=DCE_TIMES_S,
             aliases=("fsdce", "dcefs", "dcefatsat"),
         ),
         # fixed windows: 0..200% enhancement at the first post-contrast frame; -50..+100% change from it to the
         # last frame (phantom lesions: washout curves about -20%, persistent ones up to about +70%)
-        SequenceSpec("WashIn", aliases=("wash-in", "washin", "wash_in"), derived_from="DCE",
-                     intensity_window=(0.0, 2.0)),
-        SequenceSpec("WashOut", aliases=("wash-out", "washout", "wash_out"), derived_from="DCE",
-                     intensity_window=(-0.5, 1.0)),
+        SequenceSpec(
+            "WashIn", aliases=("wash-in", "washin", "wash_in"), derived_from="DCE", intensity_window=(0.0, 2.0)
+        ),
+        SequenceSpec(
+            "WashOut", aliases=("wash-out", "washout", "wash_out"), derived_from="DCE", intensity_window=(-0.5, 1.0)
+        ),
         SequenceSpec("DWI", frames=4, frame_axis=FrameAxis.BVALUE, frame_values=DWI_BVALUES, aliases=("dwi",)),
     ),
 )

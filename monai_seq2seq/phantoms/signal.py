@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .tissues import GADOLINIUM_R1, IVIM_DSTAR_FACTOR, InversionRecovery, Kinetics, SpinEcho
+from monai_seq2seq.phantoms.tissues import GADOLINIUM_R1, IVIM_DSTAR_FACTOR, InversionRecovery, Kinetics, SpinEcho
 
 __all__ = [
     "spin_echo",
@@ -114,8 +114,8 @@ def wash_in_out(series, eps: float = 1e-6, min_signal_fraction: float | None = N
     Returns:
         ``(wash_in, wash_out)``, each float32 numpy of shape ``S``.
     """
-    from ...transforms.dce import DEFAULT_MIN_SIGNAL_FRACTION
-    from ...transforms.dce import wash_in_out as _wash_in_out
+    from monai_seq2seq.transforms.dce import DEFAULT_MIN_SIGNAL_FRACTION
+    from monai_seq2seq.transforms.dce import wash_in_out as _wash_in_out
 
     fraction = DEFAULT_MIN_SIGNAL_FRACTION if min_signal_fraction is None else min_signal_fraction
     return _wash_in_out(np.asarray(series, dtype=np.float32), eps=eps, min_signal_fraction=fraction)

@@ -42,8 +42,9 @@ def _glyph_polygons(letter: str) -> tuple[np.ndarray, ...]:
     return tuple((p - centre) / height for p in polys)
 
 
-def render_letter(letter: str, shape: tuple[int, int], centre: tuple[float, float], height: float,
-                  angle_deg: float = 0.0) -> np.ndarray:
+def render_letter(
+    letter: str, shape: tuple[int, int], centre: tuple[float, float], height: float, angle_deg: float = 0.0
+) -> np.ndarray:
     """Coverage (0..1) of a letter in an image.
 
     Args:
@@ -106,8 +107,10 @@ def generate_toy_sample(seed: int, split: str, index: int, size: int = 128, nois
     disc = _disc(shape, centre, radius)
     height = rng.uniform(30, 38) * s
     offset = radius * 0.45
-    slots = [(centre[0] + rng.uniform(-5, 5) * s, centre[1] - offset),
-             (centre[0] + rng.uniform(-5, 5) * s, centre[1] + offset)]
+    slots = [
+        (centre[0] + rng.uniform(-5, 5) * s, centre[1] - offset),
+        (centre[0] + rng.uniform(-5, 5) * s, centre[1] + offset),
+    ]
     angles = rng.uniform(-15, 15, size=2)
     shared = int(rng.integers(26))
     l1 = int(rng.integers(26))
@@ -115,8 +118,9 @@ def generate_toy_sample(seed: int, split: str, index: int, size: int = 128, nois
     slot_unique = int(rng.integers(2))
     slot_shared = 1 - slot_unique
     cov_shared = render_letter(LETTERS[shared], shape, slots[slot_shared], height, angles[slot_shared])
-    cov = [render_letter(LETTERS[letter], shape, slots[slot_unique], height, angles[slot_unique])
-           for letter in (l1, l2)]
+    cov = [
+        render_letter(LETTERS[letter], shape, slots[slot_unique], height, angles[slot_unique]) for letter in (l1, l2)
+    ]
     out: dict = {}
     for k, name in enumerate(("X1", "X2")):
         background = rng.uniform(0.0, 0.15)
@@ -128,8 +132,15 @@ def generate_toy_sample(seed: int, split: str, index: int, size: int = 128, nois
             img = img + rng.normal(0.0, noise, size=shape)
         out[name] = img.astype(np.float32)
         out[f"unique-{name}"] = cov[k].astype(np.float32)
-    out.update({"label_X1": l1, "label_X2": l2, "label_shared": shared,
-                "letters": LETTERS[l1] + LETTERS[l2] + LETTERS[shared], "slot_unique": slot_unique})
+    out.update(
+        {
+            "label_X1": l1,
+            "label_X2": l2,
+            "label_shared": shared,
+            "letters": LETTERS[l1] + LETTERS[l2] + LETTERS[shared],
+            "slot_unique": slot_unique,
+        }
+    )
     return out
 
 
@@ -148,8 +159,9 @@ class AlphabetToyDataset(torch.utils.data.Dataset):
     (``(1, size, size)``), ``available`` (``["X1", "X2"]``), ``subject``.
     """
 
-    def __init__(self, split: str = "train", num_samples: int | None = None, seed: int = 0, size: int = 128,
-                 noise: float = 0.02) -> None:
+    def __init__(
+        self, split: str = "train", num_samples: int | None = None, seed: int = 0, size: int = 128, noise: float = 0.02
+    ) -> None:
         if split not in TOY_SPLITS:
             raise ValueError(f"unknown split {split!r}; use one of {list(TOY_SPLITS)}.")
         self.split = split

@@ -1,6 +1,6 @@
 """The main job on the embedded phantom: differentiation maps, ranking and synthesis with a bundle, plus a report.
 
-``make demo`` runs ``python -m monai_seq2seq.demo --out outputs``: it generates held-out brain phantom subjects,
+``make demo`` runs ``python -m monai_seq2seq.cli.demo --out outputs``: it generates held-out brain phantom subjects,
 runs the brain bundle's ``differentiation.json`` and ``inference.json`` through MONAI's ``ConfigWorkflow`` with the
 shipped (sha256-checked) weights, checks the science against the phantom's ground truth and writes
 ``outputs/report.md`` with the figures.
@@ -19,17 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .utils import atomic_write_text, ensure_writable_dir
+from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 
 __all__ = ["run_demo", "planted_region_auc"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 AUC_KEY = "M_d(T1Gd)"
 AUC_TUMOUR_KEY = "M_d(T1Gd) in tumour"
 
 
-def planted_region_auc(diff_map: torch.Tensor, label: torch.Tensor, foreground: torch.Tensor,
-                       region_label: int = 4) -> float:
+def planted_region_auc(
+    diff_map: torch.Tensor, label: torch.Tensor, foreground: torch.Tensor, region_label: int = 4
+) -> float:
     """ROC AUC of a differentiation map separating the planted region (BraTS ET = 4) from other foreground."""
     from sklearn.metrics import roc_auc_score
 
@@ -51,8 +52,12 @@ def _workflow(config: Path, bundle: Path, **overrides: Any):
     from monai.bundle import ConfigWorkflow
 
     workflow = ConfigWorkflow(
-        config_file=str(config), meta_file=str(bundle / "configs" / "metadata.json"), logging_file=None,
-        workflow_type="inference", bundle_root=str(bundle), **overrides,
+        config_file=str(config),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        logging_file=None,
+        workflow_type="inference",
+        bundle_root=str(bundle),
+        **overrides,
     )
     workflow.initialize()
     return workflow
@@ -61,13 +66,20 @@ def _workflow(config: Path, bundle: Path, **overrides: Any):
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        out.append("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
-                                     for c in columns) + " |")
+        out.append(
+            "| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns) + " |"
+        )
     return "\n".join(out)
 
 
-def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed: int = 1000,
-             bundle: str | None = None, untrained: bool = False) -> dict[str, Any]:
+def run_demo(
+    out: str = "outputs",
+    subjects: int = 3,
+    spacing: float = 2.0,
+    seed: int = 1000,
+    bundle: str | None = None,
+    untrained: bool = False,
+) -> dict[str, Any]:
     """Run the main job and write ``<out>/report.md``.
 
     Args:
@@ -93,14 +105,20 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
     elif untrained:
         note = "**untrained weights** on purpose (`--untrained`): a baseline for the numbers below"
     else:
-        note = ("**untrained weights**: the bundle has no `models/model.pt` yet, so the maps and ranking below check "
-                "the pipeline, not the science")
+        note = (
+            "**untrained weights**: the bundle has no `models/model.pt` yet, so the maps and ranking below check "
+            "the pipeline, not the science"
+        )
     print(f"[demo] bundle {bundle_dir.name}: {note}")
     common = {"num_subjects": subjects, "phantom_seed": seed, "phantom_spacing": spacing, "load_weights": trained}
 
     t0 = time.perf_counter()
-    diff = _workflow(bundle_dir / "configs" / "differentiation.json", bundle_dir,
-                     output_dir=str(out_dir / "differentiation"), **common)
+    diff = _workflow(
+        bundle_dir / "configs" / "differentiation.json",
+        bundle_dir,
+        output_dir=str(out_dir / "differentiation"),
+        **common,
+    )
     diff.run()
     t_diff = time.perf_counter() - t0
     evaluator = diff.parser.get_parsed_content("evaluator")
@@ -121,8 +139,12 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
     diff.finalize()
 
     t0 = time.perf_counter()
-    synth = _workflow(bundle_dir / "configs" / "inference.json", bundle_dir, output_dir=str(out_dir / "synthesis"),
-                      **{**common, "num_subjects": 1, "overwrite": True})  # the demo's own outputs: reruns replace them
+    synth = _workflow(
+        bundle_dir / "configs" / "inference.json",
+        bundle_dir,
+        output_dir=str(out_dir / "synthesis"),
+        **{**common, "num_subjects": 1, "overwrite": True},
+    )  # the demo's own outputs: reruns replace them
     synth.run()
     synth.finalize()
     t_synth = time.perf_counter() - t0
@@ -133,21 +155,29 @@ def run_demo(out: str = "outputs", subjects: int = 3, spacing: float = 2.0, seed
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
         "weights": "shipped" if trained else "untrained",
-        "subjects": subjects, "spacing_mm": spacing, "seed": seed,
-        "ranking": table, "rank_1_by_C_d": first_cd,
-        "auc": aucs, "mean_auc": float(np.nanmean([a[AUC_KEY] for a in aucs])),
+        "subjects": subjects,
+        "spacing_mm": spacing,
+        "seed": seed,
+        "ranking": table,
+        "rank_1_by_C_d": first_cd,
+        "auc": aucs,
+        "mean_auc": float(np.nanmean([a[AUC_KEY] for a in aucs])),
         "mean_auc_in_tumour": float(np.nanmean([a[AUC_TUMOUR_KEY] for a in aucs])),
         "choices": ranking["choices"],
-        "seconds": {"differentiation": round(t_diff, 1), "synthesis": round(t_synth, 1),
-                    "total": round(time.perf_counter() - started, 1)},
+        "seconds": {
+            "differentiation": round(t_diff, 1),
+            "synthesis": round(t_synth, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
     }
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     subjects_md = "\n".join(
-        f"![{a['subject']}](differentiation/{a['subject']}/{a['subject']}_diffmaps.png)" for a in aucs)
+        f"![{a['subject']}](differentiation/{a['subject']}/{a['subject']}_diffmaps.png)" for a in aucs
+    )
     report = f"""# monai-seq2seq demo report
 
-Generated by `make demo` (`python -m monai_seq2seq.demo --out {out}`) on {summary['date']}.
-Machine: {summary['machine']}. Bundle: `{bundle_dir.name}` with {note}.
+Generated by `make demo` (`python -m monai_seq2seq.cli.demo --out {out}`) on {summary["date"]}.
+Machine: {summary["machine"]}. Bundle: `{bundle_dir.name}` with {note}.
 Data: {subjects} held-out brain phantom subjects (seed {seed}, {spacing} mm), all four sequences.
 
 ## Sequence ranking (paper eq. 4)
@@ -156,8 +186,8 @@ Data: {subjects} held-out brain phantom subjects (seed {seed}, {spacing} mm), al
 
 Ranked first by imaging differentiation C_d: **{first_cd}**. The phantom plants enhancement that only T1Gd shows,
 so the paper's finding would put T1Gd first: {"met" if first_cd == "T1Gd" else "**not met** on this run"}.
-Choices: diagonal {ranking['choices']['diagonal']}, metrics {ranking['choices']['metrics']},
-left out: {ranking['choices'].get('metrics_left_out')}; LPIPS: {ranking['choices'].get('lpips', 'n/a')}.
+Choices: diagonal {ranking["choices"]["diagonal"]}, metrics {ranking["choices"]["metrics"]},
+left out: {ranking["choices"].get("metrics_left_out")}; LPIPS: {ranking["choices"].get("lpips", "n/a")}.
 
 ![adjacency](differentiation/adjacency.png) ![ranks](differentiation/ranks.png)
 
@@ -170,14 +200,14 @@ tracks intensity scores well; compare with `--untrained`).
 
 {_table(aucs, ["subject", AUC_KEY, "M_d(T1)", "M_d(T2)", "M_d(FLAIR)", "T1Gd intensity"])}
 
-Mean AUC of M_d(T1Gd): {summary['mean_auc']:.3f}. Cyan contours: the planted region.
+Mean AUC of M_d(T1Gd): {summary["mean_auc"]:.3f}. Cyan contours: the planted region.
 
 A harder test of specificity: inside the tumour only (ET against necrosis, non-enhancing tumour and oedema, all
 abnormal on some sequence), where "the tumour is there" and "the tumour is bright" explain less.
 
 {_table(aucs, ["subject", AUC_TUMOUR_KEY, "T1Gd intensity in tumour"])}
 
-Mean AUC of M_d(T1Gd) inside the tumour: {summary['mean_auc_in_tumour']:.3f}.
+Mean AUC of M_d(T1Gd) inside the tumour: {summary["mean_auc_in_tumour"]:.3f}.
 
 {subjects_md}
 
@@ -186,13 +216,15 @@ Mean AUC of M_d(T1Gd) inside the tumour: {summary['mean_auc_in_tumour']:.3f}.
 T1Gd was removed from one subject and synthesised from T1, T2 and FLAIR (multi-source fusion):
 `synthesis/` holds the NIfTI volume (source affine, header and sidecar marked synthetic).
 
-Timings on this machine: differentiation {summary['seconds']['differentiation']} s, synthesis
-{summary['seconds']['synthesis']} s, total {summary['seconds']['total']} s.
+Timings on this machine: differentiation {summary["seconds"]["differentiation"]} s, synthesis
+{summary["seconds"]["synthesis"]} s, total {summary["seconds"]["total"]} s.
 Per-translation PSNR/SSIM: `differentiation/metrics.csv`; ranking with every choice: `differentiation/ranking.json`.
 """
     atomic_write_text(out_dir / "report.md", report)
-    print(f"[demo] report: {out_dir / 'report.md'} (C_d rank 1: {first_cd}; mean AUC {summary['mean_auc']:.3f}; "
-          f"{summary['seconds']['total']} s)")
+    print(
+        f"[demo] report: {out_dir / 'report.md'} (C_d rank 1: {first_cd}; mean AUC {summary['mean_auc']:.3f}; "
+        f"{summary['seconds']['total']} s)"
+    )
     return summary
 
 

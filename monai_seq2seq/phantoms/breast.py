@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..protocols import DCE_TIMES_S, DWI_BVALUES
-from . import anatomy
-from .signal import enhancement, ivim_attenuation, partial_volume, sequence_signal, wash_in_out
-from .subject import PhantomSubject
-from .tissues import (
+from monai_seq2seq.core.protocols import DCE_TIMES_S, DWI_BVALUES
+from monai_seq2seq.phantoms import anatomy
+from monai_seq2seq.phantoms.signal import enhancement, ivim_attenuation, partial_volume, sequence_signal, wash_in_out
+from monai_seq2seq.phantoms.subject import PhantomSubject
+from monai_seq2seq.phantoms.tissues import (
     BIAS_GROUPS,
     BREAST_KINETICS,
     BREAST_LABELS,
@@ -94,8 +94,11 @@ def lesion_kinetics(kinetic_type: str, rng: np.random.Generator) -> Kinetics:
     if kinetic_type not in LESION_KINETIC_RANGES:
         raise ValueError(f"unknown kinetic type {kinetic_type!r}; use one of {KINETIC_TYPES}.")
     (a0, a1), (u0, u1), (w0, w1) = LESION_KINETIC_RANGES[kinetic_type]
-    return Kinetics(amplitude=float(rng.uniform(a0, a1)), uptake=float(rng.uniform(u0, u1)),
-                    washout=float(rng.uniform(w0, w1)) if w1 > w0 else float(w0))
+    return Kinetics(
+        amplitude=float(rng.uniform(a0, a1)),
+        uptake=float(rng.uniform(u0, u1)),
+        washout=float(rng.uniform(w0, w1)) if w1 > w0 else float(w0),
+    )
 
 
 def _ellipsoid_sd(coords, centre, radii) -> np.ndarray:
@@ -238,8 +241,16 @@ def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantom
     ktype = cfg.kinetic_type if cfg.kinetic_type is not None else str(rng_kin.choice(KINETIC_TYPES))
     kin = dict(BREAST_KINETICS)
     kin["lesion"] = lesion_kinetics(ktype, rng_kin)
-    info.update({"kinetic_type": ktype, "lesion_kinetics": vars(kin["lesion"]).copy(), "seed": int(seed),
-                 "index": int(index), "spacing": sp.tolist(), "shape": list(shape)})
+    info.update(
+        {
+            "kinetic_type": ktype,
+            "lesion_kinetics": vars(kin["lesion"]).copy(),
+            "seed": int(seed),
+            "index": int(index),
+            "spacing": sp.tolist(),
+            "shape": list(shape),
+        }
+    )
     times = [float(t) for t in cfg.dce_times]
     bvals = [float(b) for b in cfg.bvalues]
     body = (1.0 - fr["air"]) > 0.5

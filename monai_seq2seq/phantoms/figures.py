@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..protocols import Protocol
-from .subject import PhantomSubject
+from monai_seq2seq.core.protocols import Protocol
+from monai_seq2seq.phantoms.subject import PhantomSubject
 
 __all__ = ["subject_figure", "save_subject_figure"]
 
@@ -65,12 +65,17 @@ def subject_figure(subject: PhantomSubject, protocol: Protocol, z: int | None = 
         axes[0, col].imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         axes[0, col].set_title(name + (" (body)" if protocol[name].derived_from else ""), fontsize=9)
     col = len(names3d)
-    axes[0, col].imshow(_axial(subject.images[names3d[0]], z), cmap="gray", interpolation="nearest",
-                        vmin=_limits(_axial(subject.images[names3d[0]], z), body_z)[0],
-                        vmax=_limits(_axial(subject.images[names3d[0]], z), body_z)[1])
+    axes[0, col].imshow(
+        _axial(subject.images[names3d[0]], z),
+        cmap="gray",
+        interpolation="nearest",
+        vmin=_limits(_axial(subject.images[names3d[0]], z), body_z)[0],
+        vmax=_limits(_axial(subject.images[names3d[0]], z), body_z)[1],
+    )
     lab = np.ma.masked_equal(_axial(subject.label, z).astype(float), 0)
-    axes[0, col].imshow(lab, cmap="jet", alpha=0.6, vmin=0, vmax=max(1, int(subject.label.max())),
-                        interpolation="nearest")
+    axes[0, col].imshow(
+        lab, cmap="jet", alpha=0.6, vmin=0, vmax=max(1, int(subject.label.max())), interpolation="nearest"
+    )
     axes[0, col].set_title("label", fontsize=9)
     if subject.unique:
         uni = np.zeros(_axial(subject.label, z).shape)
@@ -96,8 +101,9 @@ def subject_figure(subject: PhantomSubject, protocol: Protocol, z: int | None = 
     return fig
 
 
-def save_subject_figure(subject: PhantomSubject, protocol: Protocol, path: str | os.PathLike, dpi: int = 100,
-                        **kwargs) -> Path:
+def save_subject_figure(
+    subject: PhantomSubject, protocol: Protocol, path: str | os.PathLike, dpi: int = 100, **kwargs
+) -> Path:
     """Render :func:`subject_figure` to a PNG file (parent folders created)."""
     import matplotlib.pyplot as plt
 

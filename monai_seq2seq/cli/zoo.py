@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .index import download_bundle, list_index
-from .pack import check_bundle, pack_bundle, safe_extract, update_index
-from .verify import verify_bundle
+from monai_seq2seq.zoo.index import download_bundle, list_index
+from monai_seq2seq.zoo.pack import check_bundle, pack_bundle, safe_extract, update_index
+from monai_seq2seq.zoo.verify import verify_bundle
 
 __all__ = ["Zoo"]
 
@@ -20,17 +20,36 @@ class Zoo:
         rows = list_index(index)
         return "\n".join(f"{r['name']:<24} {r['version']:<10} {r['sha256'][:16]}  {r['source']}" for r in rows)
 
-    def download(self, name: str, version: str | None = None, bundle_dir: str = "bundles_installed",
-                 index: str | None = None, url: str | None = None, repo: str | None = None, source: str = "index",
-                 sha256: str | None = None, overwrite: bool = False, verify: bool = True) -> str:
+    def download(
+        self,
+        name: str,
+        version: str | None = None,
+        bundle_dir: str = "bundles_installed",
+        index: str | None = None,
+        url: str | None = None,
+        repo: str | None = None,
+        source: str = "index",
+        sha256: str | None = None,
+        overwrite: bool = False,
+        verify: bool = True,
+    ) -> str:
         """Fetch ``name`` (sha256 checked before extraction), extract it safely, then verify it.
 
         From an index (``--index model_info.json``, file:// or https URL), an archive URL with ``--sha256``, a
         GitHub release (``--source github --repo owner/repo/tag``) or Hugging Face
         (``--source huggingface_hub --repo owner/name``).
         """
-        final = download_bundle(name, version, bundle_dir, index=index, url=url, repo=repo, source=source,
-                                sha256=sha256, overwrite=overwrite)
+        final = download_bundle(
+            name,
+            version,
+            bundle_dir,
+            index=index,
+            url=url,
+            repo=repo,
+            source=source,
+            sha256=sha256,
+            overwrite=overwrite,
+        )
         if verify:
             verify_bundle(final)
         return str(final)
@@ -43,7 +62,7 @@ class Zoo:
     def onnx(self, bundle: str, target: str, out: str | None = None, check: bool = True) -> str:
         """Export the network folded to ``target`` as ONNX (``<bundle>/models/model_<target>.onnx`` by default),
         checked against the eager network in onnxruntime."""
-        from .export import export_onnx
+        from monai_seq2seq.zoo.export import export_onnx
 
         path = out or str(Path(bundle) / "models" / f"model_{target}.onnx")
         return str(export_onnx(bundle, target, path, check=check))
@@ -72,8 +91,9 @@ class Zoo:
             update_index(index, archive, source)
         return str(archive)
 
-    def install(self, archive: str, bundle_dir: str = "bundles_installed", index: str | None = None,
-                overwrite: bool = False) -> str:
+    def install(
+        self, archive: str, bundle_dir: str = "bundles_installed", index: str | None = None, overwrite: bool = False
+    ) -> str:
         """Extract a packed bundle safely; with ``index`` its sha256 is checked first."""
         sha256 = None
         if index:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .integrity import load_weights
+from monai_seq2seq.core.integrity import load_weights
 
 __all__ = ["VerifiedCheckpointLoader"]
 
@@ -23,8 +23,15 @@ class VerifiedCheckpointLoader:
         map_location: as in ``torch.load``.
     """
 
-    def __init__(self, load_path: str | Path, network: torch.nn.Module, sha256: str | None = None,
-                 bundle_dir: str | Path | None = None, strict: bool = True, map_location: str = "cpu") -> None:
+    def __init__(
+        self,
+        load_path: str | Path,
+        network: torch.nn.Module,
+        sha256: str | None = None,
+        bundle_dir: str | Path | None = None,
+        strict: bool = True,
+        map_location: str = "cpu",
+    ) -> None:
         self.load_path = Path(load_path)
         self.network = network
         self.sha256 = sha256

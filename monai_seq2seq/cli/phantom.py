@@ -2,10 +2,10 @@
 
 Runnable on its own::
 
-    python -m monai_seq2seq.cli_phantom brain --subjects 20 --out DIR [--seed 0 --spacing 2.0 --snr 30]
-    python -m monai_seq2seq.cli_phantom breast --subjects 20 --out DIR [--seed 0 --dicom]
-    python -m monai_seq2seq.cli_phantom toy --out DIR [--split train --samples 9000]
-    python -m monai_seq2seq.cli_phantom figure --out docs/figures
+    python -m monai_seq2seq.cli.phantom brain --subjects 20 --out DIR [--seed 0 --spacing 2.0 --snr 30]
+    python -m monai_seq2seq.cli.phantom breast --subjects 20 --out DIR [--seed 0 --dicom]
+    python -m monai_seq2seq.cli.phantom toy --out DIR [--split train --samples 9000]
+    python -m monai_seq2seq.cli.phantom figure --out docs/figures
 """
 
 from __future__ import annotations
@@ -21,9 +21,19 @@ __all__ = ["Phantom", "phantom", "main"]
 class Phantom:
     """Generate physics-based phantom cohorts (known ground truth) and figures."""
 
-    def brain(self, subjects: int = 20, out: str = "phantom_brain", seed: int = 0, spacing: float = 1.0,
-              snr: float | None = 30.0, tumour: bool = True, overwrite: bool = False, val_fraction: float = 0.0,
-              test_fraction: float = 0.0, progress: bool = True) -> str:
+    def brain(
+        self,
+        subjects: int = 20,
+        out: str = "phantom_brain",
+        seed: int = 0,
+        spacing: float = 1.0,
+        snr: float | None = 30.0,
+        tumour: bool = True,
+        overwrite: bool = False,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        progress: bool = True,
+    ) -> str:
         """Write a brain cohort (T1, T1Gd, T2, FLAIR, seg, unique-T1Gd) in the BraTS 2021 layout.
 
         Args:
@@ -40,18 +50,37 @@ class Phantom:
         Returns:
             Path of the written datalist.json.
         """
-        from .data.phantoms.cohort import BrainPhantomCohort
-        from .data.phantoms.writer import write_cohort
+        from monai_seq2seq.phantoms.cohort import BrainPhantomCohort
+        from monai_seq2seq.phantoms.writer import write_cohort
 
-        cohort = BrainPhantomCohort(int(subjects), seed=int(seed), spacing=float(spacing), snr=snr or None,
-                                    tumour=bool(tumour))
-        return str(write_cohort(cohort, out, overwrite=overwrite, progress=progress, val_fraction=val_fraction,
-                                test_fraction=test_fraction))
+        cohort = BrainPhantomCohort(
+            int(subjects), seed=int(seed), spacing=float(spacing), snr=snr or None, tumour=bool(tumour)
+        )
+        return str(
+            write_cohort(
+                cohort,
+                out,
+                overwrite=overwrite,
+                progress=progress,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+            )
+        )
 
-    def breast(self, subjects: int = 20, out: str = "phantom_breast", seed: int = 0, spacing: float = 2.0,
-               shape: tuple[int, int, int] | None = None, snr: float | None = 40.0, dicom: bool = False,
-               overwrite: bool = False, val_fraction: float = 0.0, test_fraction: float = 0.0,
-               progress: bool = True) -> str:
+    def breast(
+        self,
+        subjects: int = 20,
+        out: str = "phantom_breast",
+        seed: int = 0,
+        spacing: float = 2.0,
+        shape: tuple[int, int, int] | None = None,
+        snr: float | None = 40.0,
+        dicom: bool = False,
+        overwrite: bool = False,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        progress: bool = True,
+    ) -> str:
         """Write a breast cohort (8 sequences, DCE/FatSatDCE/DWI as 4D NIfTI with sidecars) in the breast layout.
 
         Args:
@@ -69,18 +98,35 @@ class Phantom:
         Returns:
             Path of the written datalist.json.
         """
-        from .data.phantoms.cohort import BreastPhantomCohort
-        from .data.phantoms.writer import write_cohort
+        from monai_seq2seq.phantoms.cohort import BreastPhantomCohort
+        from monai_seq2seq.phantoms.writer import write_cohort
 
         if shape is None:
             shape = tuple(max(4, int(round(n * 2.0 / float(spacing)))) for n in (160, 96, 64))
-        cohort = BreastPhantomCohort(int(subjects), seed=int(seed), spacing=float(spacing),
-                                     shape=tuple(int(s) for s in shape), snr=snr or None)
-        return str(write_cohort(cohort, out, overwrite=overwrite, dicom=dicom, progress=progress,
-                                val_fraction=val_fraction, test_fraction=test_fraction))
+        cohort = BreastPhantomCohort(
+            int(subjects), seed=int(seed), spacing=float(spacing), shape=tuple(int(s) for s in shape), snr=snr or None
+        )
+        return str(
+            write_cohort(
+                cohort,
+                out,
+                overwrite=overwrite,
+                dicom=dicom,
+                progress=progress,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+            )
+        )
 
-    def toy(self, out: str = "phantom_toy", split: str = "train", samples: int | None = None, seed: int = 0,
-            overwrite: bool = False, progress: bool = True) -> str:
+    def toy(
+        self,
+        out: str = "phantom_toy",
+        split: str = "train",
+        samples: int | None = None,
+        seed: int = 0,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> str:
         """Write the toy alphabet set of one split as ``<out>/toy_<split>.npz``.
 
         The archive holds ``X1``, ``X2`` (float32 ``(N, 128, 128)``), ``labels`` (int64 ``(N, 2)``: the differing
@@ -91,7 +137,7 @@ class Phantom:
         """
         from tqdm.auto import tqdm
 
-        from .data.phantoms.toy import AlphabetToyDataset
+        from monai_seq2seq.phantoms.toy import AlphabetToyDataset
 
         ds = AlphabetToyDataset(split, num_samples=samples, seed=int(seed))
         path = Path(out) / f"toy_{split}.npz"
@@ -120,15 +166,18 @@ class Phantom:
         Returns:
             Paths of the written PNG files.
         """
-        from .data.phantoms.brain import BrainPhantomConfig, generate_brain_subject
-        from .data.phantoms.breast import generate_breast_subject
-        from .data.phantoms.figures import save_subject_figure
-        from .data.protocols import BRAIN, BREAST
+        from monai_seq2seq.core.protocols import BRAIN, BREAST
+        from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
+        from monai_seq2seq.phantoms.breast import generate_breast_subject
+        from monai_seq2seq.phantoms.figures import save_subject_figure
 
         out_dir = Path(out)
         paths = [
-            save_subject_figure(generate_brain_subject(seed, index, BrainPhantomConfig(spacing=brain_spacing)), BRAIN,
-                                out_dir / "brain_phantom.png"),
+            save_subject_figure(
+                generate_brain_subject(seed, index, BrainPhantomConfig(spacing=brain_spacing)),
+                BRAIN,
+                out_dir / "brain_phantom.png",
+            ),
             save_subject_figure(generate_breast_subject(seed, index), BREAST, out_dir / "breast_phantom.png"),
             _toy_figure(out_dir / "toy_phantom.png", seed),
         ]
@@ -138,7 +187,7 @@ class Phantom:
         """The tissue table and sequence timings used by the simulators, as JSON."""
         from dataclasses import asdict
 
-        from .data.phantoms import tissues
+        from monai_seq2seq.phantoms import tissues
 
         data = {
             "brain_tissues": {k: asdict(v) for k, v in tissues.BRAIN_TISSUES.items()},
@@ -155,7 +204,7 @@ def _toy_figure(path: Path, seed: int, n: int = 6) -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .data.phantoms.toy import LETTERS, AlphabetToyDataset
+    from monai_seq2seq.phantoms.toy import LETTERS, AlphabetToyDataset
 
     ds = AlphabetToyDataset("train", num_samples=n, seed=seed)
     fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 4.3))

@@ -55,8 +55,9 @@ def expected_hash(bundle_dir: str | Path, relative_path: str = "models/model.pt"
     raise IntegrityError(f"{record} has no entry for {relative_path}.")
 
 
-def load_weights(path: str | Path, sha256: str | None = None, bundle_dir: str | Path | None = None,
-                 map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+def load_weights(
+    path: str | Path, sha256: str | None = None, bundle_dir: str | Path | None = None, map_location: Any = "cpu"
+) -> dict[str, torch.Tensor]:
     """Load a state dict after checking its sha256.
 
     Args:
@@ -98,7 +99,7 @@ def record_hash(bundle_dir: str | Path, relative_path: str = "models/model.pt", 
         relative_path: the file, relative to the bundle.
         url: where the file can be downloaded (kept if already recorded; default: a path inside the bundle).
     """
-    from ..utils import atomic_write_text
+    from .files import atomic_write_text
 
     bundle_dir = Path(bundle_dir)
     target = bundle_dir / relative_path
@@ -109,7 +110,13 @@ def record_hash(bundle_dir: str | Path, relative_path: str = "models/model.pt", 
     entries = [e for e in data.get("large_files", []) if Path(e.get("path", "")) != Path(relative_path)]
     previous = next((e for e in data.get("large_files", []) if Path(e.get("path", "")) == Path(relative_path)), {})
     digest = sha256_file(target)
-    entries.append({"path": relative_path, "url": url or previous.get("url", relative_path), "hash_val": digest,
-                    "hash_type": "sha256"})
+    entries.append(
+        {
+            "path": relative_path,
+            "url": url or previous.get("url", relative_path),
+            "hash_val": digest,
+            "hash_type": "sha256",
+        }
+    )
     atomic_write_text(record, yaml.safe_dump({"large_files": entries}, sort_keys=False))
     return digest

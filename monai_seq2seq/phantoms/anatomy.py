@@ -230,8 +230,9 @@ def deformed_coordinates(
 
 def resample(volume: np.ndarray, coords: np.ndarray, order: int = 1) -> np.ndarray:
     """Sample ``volume`` at voxel ``coords`` ``(3, *S)`` (linear by default, 0 outside). Returns float32 ``S``."""
-    return ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=0.0, prefilter=False,
-                                   output=np.float32)
+    return ndimage.map_coordinates(
+        volume, coords, order=order, mode="constant", cval=0.0, prefilter=False, output=np.float32
+    )
 
 
 def _legendre(n: int, degree: int) -> np.ndarray:

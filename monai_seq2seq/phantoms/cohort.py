@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from ..protocols import BRAIN, BREAST, Protocol
-from .brain import BrainPhantomConfig, generate_brain_subject
-from .breast import BreastPhantomConfig, generate_breast_subject
-from .subject import PhantomSubject
+from monai_seq2seq.core.protocols import BRAIN, BREAST, Protocol
+from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
+from monai_seq2seq.phantoms.breast import BreastPhantomConfig, generate_breast_subject
+from monai_seq2seq.phantoms.subject import PhantomSubject
 
 __all__ = ["subject_to_sample", "PhantomCohort", "BrainPhantomCohort", "BreastPhantomCohort"]
 
@@ -29,8 +29,11 @@ def _meta_tensor(array: np.ndarray, affine: np.ndarray, name: str, sid: str, ext
     meta = {"space": "RAS", "filename_or_obj": f"{sid}_{name}", "original_affine": np.asarray(affine).copy()}
     if extra:
         meta.update(extra)
-    return MetaTensor(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)),
-                      affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
+    return MetaTensor(
+        torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)),
+        affine=torch.as_tensor(affine, dtype=torch.float64),
+        meta=meta,
+    )
 
 
 def subject_to_sample(subject: PhantomSubject, protocol: Protocol) -> dict:

@@ -9,15 +9,15 @@ Every subject is generated lazily and deterministically from ``(seed, index)``; 
 ``torch.utils.data.Dataset`` list-likes of CONTRACTS.md sample dicts.
 """
 
-from .anatomy import load_mni_template
-from .brain import BrainPhantomConfig, generate_brain_subject
-from .breast import BreastPhantomConfig, generate_breast_subject
-from .cohort import BrainPhantomCohort, BreastPhantomCohort, PhantomCohort, subject_to_sample
-from .figures import save_subject_figure, subject_figure
-from .signal import wash_in_out
-from .subject import PhantomSubject
-from .toy import AlphabetToyDataset, generate_toy_sample
-from .writer import write_cohort, write_datalist, write_subject
+from monai_seq2seq.phantoms.anatomy import load_mni_template
+from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
+from monai_seq2seq.phantoms.breast import BreastPhantomConfig, generate_breast_subject
+from monai_seq2seq.phantoms.cohort import BrainPhantomCohort, BreastPhantomCohort, PhantomCohort, subject_to_sample
+from monai_seq2seq.phantoms.figures import save_subject_figure, subject_figure
+from monai_seq2seq.phantoms.signal import wash_in_out
+from monai_seq2seq.phantoms.subject import PhantomSubject
+from monai_seq2seq.phantoms.toy import AlphabetToyDataset, generate_toy_sample
+from monai_seq2seq.phantoms.writer import write_cohort, write_datalist, write_subject
 
 __all__ = [
     "AlphabetToyDataset",

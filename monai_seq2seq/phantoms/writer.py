@@ -18,10 +18,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ...io.sidecar import write_frame_info
-from ...utils import atomic_write, atomic_write_text
-from ..protocols import BRAIN, BREAST, Protocol
-from .subject import PhantomSubject
+from monai_seq2seq.core.files import atomic_write, atomic_write_text
+from monai_seq2seq.core.protocols import BRAIN, BREAST, Protocol
+from monai_seq2seq.io.sidecar import write_frame_info
+from monai_seq2seq.phantoms.subject import PhantomSubject
 
 __all__ = [
     "BRATS_SUFFIXES",
@@ -39,8 +39,13 @@ BRATS_SUFFIXES = {"T1": "t1", "T1Gd": "t1ce", "T2": "t2", "FLAIR": "flair"}
 _DICOM_SEQUENCES = ("DCE", "FatSatDCE", "DWI")
 
 
-def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, overwrite: bool = False,
-               frame_step: float | None = None) -> Path:
+def save_nifti(
+    array: np.ndarray,
+    affine: np.ndarray,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    frame_step: float | None = None,
+) -> Path:
     """Save a 3D ``(X, Y, Z)`` or 4D ``(X, Y, Z, T)`` array as NIfTI atomically.
 
     Args:
@@ -90,12 +95,14 @@ def _check_free(root: Path, rel_paths: Iterable[str], overwrite: bool) -> None:
         return
     taken = [p for p in rel_paths if (root / p).exists()]
     if taken:
-        raise FileExistsError(f"{len(taken)} file(s) already exist, e.g. {str(root / taken[0])!r}; "
-                              "pass overwrite=True to replace them.")
+        raise FileExistsError(
+            f"{len(taken)} file(s) already exist, e.g. {str(root / taken[0])!r}; pass overwrite=True to replace them."
+        )
 
 
-def write_subject(subject: PhantomSubject, protocol: Protocol, root: str | os.PathLike, overwrite: bool = False,
-                  dicom: bool = False) -> dict:
+def write_subject(
+    subject: PhantomSubject, protocol: Protocol, root: str | os.PathLike, overwrite: bool = False, dicom: bool = False
+) -> dict:
     """Write one subject; returns its datalist entry (paths relative to ``root``).
 
     Args:
@@ -132,7 +139,7 @@ def write_subject(subject: PhantomSubject, protocol: Protocol, root: str | os.Pa
     if dicom and not brain:
         from pydicom.uid import generate_uid
 
-        from ...io.dicom_writer import write_dicom_series
+        from monai_seq2seq.io.dicom_writer import write_dicom_series
 
         study_uid = generate_uid(entropy_srcs=[sid, "study"])
         frame_uid = generate_uid(entropy_srcs=[sid, "frame-of-reference"])
@@ -142,11 +149,20 @@ def write_subject(subject: PhantomSubject, protocol: Protocol, root: str | os.Pa
                 raise FileExistsError(f"{str(out)!r} is not empty; pass overwrite=True to replace it.")
             spec = protocol[name]
             write_dicom_series(
-                subject.images[name], subject.affine, out, frame_axis=spec.frame_axis,
-                frame_values=subject.frame_values[name], series_description=name, patient_id=sid,
-                patient_name=sid, series_number=k + 1, scan_options="FS" if name.startswith("FatSat") else None,
-                contrast_agent="GADOLINIUM" if "DCE" in name else None, uid_seed=f"{sid}-{name}",
-                study_instance_uid=study_uid, frame_of_reference_uid=frame_uid,
+                subject.images[name],
+                subject.affine,
+                out,
+                frame_axis=spec.frame_axis,
+                frame_values=subject.frame_values[name],
+                series_description=name,
+                patient_id=sid,
+                patient_name=sid,
+                series_number=k + 1,
+                scan_options="FS" if name.startswith("FatSat") else None,
+                contrast_agent="GADOLINIUM" if "DCE" in name else None,
+                uid_seed=f"{sid}-{name}",
+                study_instance_uid=study_uid,
+                frame_of_reference_uid=frame_uid,
             )
     entry = {"subject": sid}
     entry.update({k: v for k, v in files.items() if k in subject.images or k == "label" or k.startswith("unique-")})
@@ -154,8 +170,15 @@ def write_subject(subject: PhantomSubject, protocol: Protocol, root: str | os.Pa
     return entry
 
 
-def write_datalist(entries: list[dict], root: str | os.PathLike, protocol: Protocol, name: str,
-                   val_fraction: float = 0.0, test_fraction: float = 0.0, overwrite: bool = False) -> Path:
+def write_datalist(
+    entries: list[dict],
+    root: str | os.PathLike,
+    protocol: Protocol,
+    name: str,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.0,
+    overwrite: bool = False,
+) -> Path:
     """Write ``<root>/datalist.json`` (decathlon style, paths relative to ``root``).
 
     The entries are split in order: the first go to ``training``, then ``validation``, then ``testing``
@@ -170,8 +193,8 @@ def write_datalist(entries: list[dict], root: str | os.PathLike, protocol: Proto
         "protocol": protocol.name,
         "description": f"monai-seq2seq {protocol.name} phantom cohort (synthetic, known ground truth)",
         "training": entries[:n_train],
-        "validation": entries[n_train:n_train + n_val],
-        "testing": entries[n_train + n_val:],
+        "validation": entries[n_train : n_train + n_val],
+        "testing": entries[n_train + n_val :],
     }
     path = Path(root) / "datalist.json"
     if path.exists() and not overwrite:
@@ -179,8 +202,15 @@ def write_datalist(entries: list[dict], root: str | os.PathLike, protocol: Proto
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def write_cohort(cohort, out_dir: str | os.PathLike, overwrite: bool = False, dicom: bool = False,
-                 progress: bool = True, val_fraction: float = 0.0, test_fraction: float = 0.0) -> Path:
+def write_cohort(
+    cohort,
+    out_dir: str | os.PathLike,
+    overwrite: bool = False,
+    dicom: bool = False,
+    progress: bool = True,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.0,
+) -> Path:
     """Generate and write every subject of a cohort, then ``datalist.json``.
 
     Args:
@@ -214,5 +244,12 @@ def write_cohort(cohort, out_dir: str | os.PathLike, overwrite: bool = False, di
 
         indices = tqdm(indices, desc=f"{protocol.name} phantoms", unit="subject")
     entries = [write_subject(cohort.generate(i), protocol, root, overwrite=overwrite, dicom=dicom) for i in indices]
-    return write_datalist(entries, root, protocol, name=f"{protocol.name}-phantom", val_fraction=val_fraction,
-                          test_fraction=test_fraction, overwrite=overwrite)
+    return write_datalist(
+        entries,
+        root,
+        protocol,
+        name=f"{protocol.name}-phantom",
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        overwrite=overwrite,
+    )

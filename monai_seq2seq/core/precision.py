@@ -21,8 +21,10 @@ def cpu_has_native_bf16() -> bool:
 def warn_if_emulated_bf16(device: torch.device, what: str) -> None:
     """Warn that bf16 autocast on this CPU is emulated (slower than float32, not faster)."""
     if device.type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn(f"{what}: bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and usually slower "
-                      "than float32.", stacklevel=3)
+        warnings.warn(
+            f"{what}: bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and usually slower than float32.",
+            stacklevel=3,
+        )
 
 
 def resolve_autocast(device: torch.device | None, amp: bool, dtype: torch.dtype) -> bool:

@@ -19,11 +19,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..protocols import BRAIN
-from . import anatomy
-from .signal import gadolinium_t1, partial_volume, sequence_signal
-from .subject import PhantomSubject
-from .tissues import (
+from monai_seq2seq.core.protocols import BRAIN
+from monai_seq2seq.phantoms import anatomy
+from monai_seq2seq.phantoms.signal import gadolinium_t1, partial_volume, sequence_signal
+from monai_seq2seq.phantoms.subject import PhantomSubject
+from monai_seq2seq.phantoms.tissues import (
     BIAS_GROUPS,
     BRAIN_LABELS,
     BRAIN_SEQUENCES,
@@ -305,6 +305,11 @@ def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomCo
                 full[crop] = sub
             fractions[k] = full
     return PhantomSubject(
-        subject=brain_subject_id(index, cfg), images=images, label=label, unique=unique,
-        affine=affine, info=info, fractions=fractions,
+        subject=brain_subject_id(index, cfg),
+        images=images,
+        label=label,
+        unique=unique,
+        affine=affine,
+        info=info,
+        fractions=fractions,
     )
