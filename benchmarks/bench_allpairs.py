@@ -28,11 +28,11 @@ import time
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode
 
 from monai_seq2seq.core import BRAIN
+from monai_seq2seq.core.machine import device_name
 from monai_seq2seq.inference import Seq2SeqSynthesizer, volume_to_slabs
-from monai_seq2seq.networks import build_seq2seq
+from monai_seq2seq.networks import build_seq2seq, count_macs
 from monai_seq2seq.transforms.slabs import pad_to_multiple
 
 BF16_DENSE_PEAK_TFLOPS = {"H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H200": 989.0, "A100": 312.0}
@@ -51,16 +51,15 @@ def count_flops(config: str, grid: tuple[int, int], sources: int, pairs: int, de
         net = build_seq2seq(config, protocol="brain")
         x = torch.randn(1, 1, 3, *[s + (-s) % 4 for s in grid])
         code = torch.eye(net.code_dim)[:1]
-        with FlopCounterMode(display=False) as whole:
-            net(x, code)
-        with FlopCounterMode(display=False) as encode:
+        with torch.no_grad():  # the inputs of the pieces (count_macs counts without autograd)
             z = net.encode(x)
-        with FlopCounterMode(display=False) as frames:
             h = net.expand_frames(z, 1)
-        with FlopCounterMode(display=False) as decoder:
-            net.decoder(h[:, 0], code)
-    loop = whole.get_total_flops() * pairs * depth
-    fast = ((encode.get_total_flops() + frames.get_total_flops()) * sources + decoder.get_total_flops() * pairs) * depth
+        whole = 2 * count_macs(net, x, code)
+        encode = 2 * count_macs(net.encode, x)
+        frames = 2 * count_macs(net.expand_frames, z, 1)
+        decoder = 2 * count_macs(net.decoder, h[:, 0], code)
+    loop = whole * pairs * depth
+    fast = ((encode + frames) * sources + decoder * pairs) * depth
     return float(loop), float(fast)
 
 
@@ -153,7 +152,7 @@ def main() -> None:
     params = sum(p.numel() for p in net.parameters()) / 1e6
     print(
         f"all {pairs} pairs of a {grid[0]}x{grid[1]}x{depth} brain phantom ({args.spacing} mm), "
-        f"config={args.config} ({params:.1f} M params), device={torch.cuda.get_device_name() if cuda else 'cpu'}"
+        f"config={args.config} ({params:.1f} M params), device={device_name(device)}"
     )
     print(
         f"straightforward loop : {t_loop:9.2f} s"
@@ -175,7 +174,7 @@ def main() -> None:
     )
     if cuda:
         achieved = fast_flops / t_fast / 1e12
-        peak = peak_tflops(torch.cuda.get_device_name())
+        peak = peak_tflops(device_name(device))
         share = f" = {100 * achieved / peak:.1f}% of the {peak:.0f} TFLOP/s dense bf16 peak" if peak else ""
         print(f"achieved             : {achieved:9.1f} TFLOP/s{share}")
 

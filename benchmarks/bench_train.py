@@ -23,6 +23,7 @@ import torch
 from ignite.engine import Events
 
 from monai_seq2seq.core import get_protocol
+from monai_seq2seq.core.machine import device_name
 from monai_seq2seq.engines import Seq2SeqTrainer
 from monai_seq2seq.losses import Seq2SeqLoss
 from monai_seq2seq.networks import SequenceDiscriminators, build_seq2seq
@@ -144,10 +145,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    print(
-        f"training step of config={args.config}, device={torch.cuda.get_device_name(device) if cuda else 'cpu'}, "
-        f"torch {torch.__version__}"
-    )
+    print(f"training step of config={args.config}, device={device_name(device)}, torch {torch.__version__}")
     precisions = [False, True]
     results = []
     for amp in precisions:

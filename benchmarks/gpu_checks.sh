@@ -24,7 +24,8 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1
 {
     date -u +"%Y-%m-%d %H:%M UTC"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-    python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__)"
+    python3 -c "import monai; from monai_seq2seq.core.machine import describe_machine
+print(describe_machine('cuda') + ', monai', monai.__version__)"
     git log -1 --format="commit %h %s" 2>/dev/null
 } 2>&1 | tee "$log"
 

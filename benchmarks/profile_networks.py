@@ -11,50 +11,24 @@ Columns:
                           dynamic filters' (B) functional convolutions; B keeps its bank in the parameters,
                           as it is exactly the weight of a Linear(code_dim, numel(kernel)), which such a
                           profiler counts.
+
+The counting is :func:`monai_seq2seq.networks.profile_seq2seq`; this script prints it beside the paper.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from monai_seq2seq.networks import DynamicConv, HyperConv, build_seq2seq
+from monai_seq2seq.networks import profile_seq2seq
 
 PAPER_TABLE1 = {"A": (43.7, 105.5), "B": (520.6, 83.8), "C": (35.8, 83.4)}  # MPa, GMACs (BraTS2021, 2.5D)
 
+__all__ = ["PAPER_TABLE1", "profile", "main"]
+
 
 def profile(config: str, variant: str, size: int = 192, num_sequences: int = 4) -> dict[str, float]:
-    with torch.device("meta"):
-        net = build_seq2seq(config, variant, num_sequences=num_sequences)
-        x = torch.randn(1, 3, size, size)
-        code = torch.eye(net.code_dim)[1:2]
-        with FlopCounterMode(display=False) as counter:
-            net(x, code)
-    functional = {name for name, m in net.named_modules() if isinstance(m, (HyperConv, DynamicConv))}
-    per_module = counter.get_flop_counts()
-    hyper_flops = sum(
-        count
-        for name in functional
-        for op, count in per_module.get(f"Seq2Seq.{name}", {}).items()
-        if "convolution" in str(op)
-    )
-    bank_params = sum(
-        m.weight_bank.numel() + (m.bias_bank.numel() if m.bias_bank is not None else 0)
-        for m in net.modules()
-        if type(m) is HyperConv
-    )
-    params = sum(p.numel() for p in net.parameters())
-    return {
-        "params_M": params / 1e6,
-        "params_wo_bank_M": (params - bank_params) / 1e6,
-        "gmacs": counter.get_total_flops() / 2e9,
-        "gmacs_wo_hyperconv": (counter.get_total_flops() - hyper_flops) / 2e9,
-        "encoder_M": sum(p.numel() for p in net.encoder.parameters()) / 1e6,
-        "decoder_M": sum(p.numel() for p in net.decoder.parameters()) / 1e6,
-        "lstm_M": sum(p.numel() for p in net.temporal_encoder.parameters()) / 1e6,
-    }
+    """:func:`monai_seq2seq.networks.profile_seq2seq` (the counting lives in the library)."""
+    return profile_seq2seq(config, variant, size, num_sequences)
 
 
 def main() -> None:

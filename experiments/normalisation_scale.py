@@ -22,19 +22,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import math
-from pathlib import Path
 
 import torch
 
+from experiments.common import BUNDLES, brain_normalise, bundle_network, psnr_db
+
 __all__ = ["BRAIN_BUNDLE", "psnr_db", "outside_et_scale", "measure", "main"]
 
-BRAIN_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_brain"
-
-
-def psnr_db(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR (dB) of two [0, 1] volumes, data range 1."""
-    return -10 * math.log10(float(((pred.double() - target.double()) ** 2).mean()))
+BRAIN_BUNDLE = BUNDLES / "seq2seq_brain"
 
 
 def outside_et_scale(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
@@ -44,14 +39,14 @@ def outside_et_scale(source: torch.Tensor, target: torch.Tensor, mask: torch.Ten
 
 
 def _synthesizer(weights: str | None, sha256: str | None, device: str):
+    """The brain bundle's network (its checked weights, or ``weights`` checked against ``sha256``)."""
     from monai_seq2seq.core.integrity import load_weights
     from monai_seq2seq.inference import Seq2SeqSynthesizer
-    from monai_seq2seq.networks import build_seq2seq
 
-    path = Path(weights) if weights else BRAIN_BUNDLE / "models" / "model.pt"
-    network = build_seq2seq("small", "C", protocol="brain")
-    bundle = None if sha256 else BRAIN_BUNDLE
-    network.load_state_dict(load_weights(path, sha256=sha256, bundle_dir=bundle))
+    network = bundle_network(BRAIN_BUNDLE)
+    if weights:
+        bundle = None if sha256 else BRAIN_BUNDLE
+        network.load_state_dict(load_weights(weights, sha256=sha256, bundle_dir=bundle))
     return Seq2SeqSynthesizer(network.eval(), protocol="brain", device=device, progress=False)
 
 
@@ -67,7 +62,6 @@ def measure(
     """Per subject: ET fraction of the brain, 99.5th percentile / median of T1 and T1Gd, identity PSNR (dB) as is
     and with T1Gd at T1's scale; with ``network``: the synthesis' PSNR as is and at the oracle scale, and T1 -> T1.
     """
-    from experiments.common import brain_normalise
     from monai_seq2seq.phantoms import BrainPhantomCohort
 
     normalise = brain_normalise(["T1", "T1Gd"])  # the brain bundles' normalisation

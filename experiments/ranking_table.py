@@ -18,19 +18,17 @@ of the phantom (the planted-truth column then says so).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from experiments.common import machine
+from experiments.common import BUNDLES as BUNDLES_DIR
+from experiments.common import command_line, provenance, pyplot, save_figure, write_json
 
 __all__ = ["PAPER_TABLE2", "PLANTED", "EXPECTED", "MODES", "run_experiment", "main"]
 
-ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = {"brain": "seq2seq_brain", "breast": "seq2seq_breast"}
 
 PAPER_TABLE2 = {
@@ -103,9 +101,9 @@ MODES = {
 def _run_bundle(
     protocol: str, out: Path, subjects: int | None, seed: int, mode: str, datalist: str | None
 ) -> dict[str, Any]:
-    from monai.bundle import ConfigWorkflow
+    from monai_seq2seq.cli import run_bundle_config
 
-    root = ROOT / "bundles" / BUNDLES[protocol]
+    root = BUNDLES_DIR / BUNDLES[protocol]
     overrides = {k: v for k, v in MODES[mode].items() if k not in BUNDLES}
     overrides.update(MODES[mode].get(protocol, {}))
     overrides["phantom_seed"] = seed
@@ -113,19 +111,8 @@ def _run_bundle(
         overrides["num_subjects"] = subjects
     if datalist:
         overrides["datalist"] = datalist
-    workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / "differentiation.json"),
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=None,
-        workflow_type="inference",
-        bundle_root=str(root),
-        output_dir=str(out),
-        **overrides,
-    )
     start = time.perf_counter()
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+    run_bundle_config(root, "differentiation", output_dir=str(out), **overrides)
     seconds = time.perf_counter() - start
     ranking = json.loads((out / "ranking.json").read_text())
     meta = json.loads((root / "configs" / "metadata.json").read_text())
@@ -171,14 +158,9 @@ def _markdown(results: dict[str, dict], header: str) -> str:
 
 
 def _figure(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from monai_seq2seq.core.files import atomic_write
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for ax, (protocol, res) in zip(axes[0], results.items(), strict=True):
         rows = res["ranking"]["table"]
@@ -199,8 +181,7 @@ def _figure(results: dict[str, dict], path: Path) -> None:
         ax.set_title(f"{protocol} phantom (numbers: rank by C_d)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_experiment(
@@ -236,10 +217,10 @@ def run_experiment(
             results[protocol] = _run_bundle(
                 protocol, Path(tmp) / protocol, subjects, seed, mode, datalists.get(protocol)
             )
+    prov = provenance(command)
     header = (
         "# Table 2 analogue: degree centrality of totipotency (C_t) and imaging differentiation (C_d)\n\n"
-        f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}; machine: {machine()}; "
-        f"mode: {mode}; command: `{command}`\n\n"
+        f"date: {prov['date_utc']}; machine: {prov['machine']}; mode: {mode}; command: `{command}`\n\n"
         "C_t(i) = 1/S sum_j A_ij (how well i generates the others), C_d(i) = -1/S sum_j A_ji (how hard i is to "
         "generate); A = nPSNR + nSSIM (- nLPIPS where its weights are installed), normalised over all samples of "
         "all pairs, diagonal included (the authors' script). Paper columns: the paper's Table 2 on BraTS 2021 and "
@@ -248,8 +229,7 @@ def run_experiment(
     atomic_write_text(out / "table2_ranking.md", _markdown(results, header))
     payload = {
         "mode": mode,
-        "command": command,
-        "machine": machine(),
+        **prov,
         "results": {
             p: {
                 **r,
@@ -260,7 +240,7 @@ def run_experiment(
         },
         "paper": PAPER_TABLE2,
     }
-    atomic_write_text(out / "table2_ranking.json", json.dumps(payload, indent=1, default=str))
+    write_json(out / "table2_ranking.json", payload)
     _figure(results, out / "table2_ranking.png")
     return payload
 
@@ -276,7 +256,7 @@ def main(argv=None) -> None:
     p.add_argument("--brain_datalist", default=None, help="datalist of real BraTS data (its 'testing' list)")
     p.add_argument("--breast_datalist", default=None, help="datalist of real breast data (its 'testing' list)")
     a = p.parse_args(argv)
-    command = "python -m experiments.ranking_table " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("ranking_table", argv)
     run_experiment(
         a.out,
         tuple(a.protocols),

@@ -21,10 +21,8 @@ A datalist (``monai_seq2seq.data.build_brats_datalist``) trains on its ``trainin
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,20 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from experiments.common import BRAIN_SEQUENCES, brain_loader, brain_normalise, datalist_split, machine
+from experiments.common import (
+    BRAIN_SEQUENCES,
+    brain_cohorts,
+    brain_loader,
+    brain_normalise,
+    command_line,
+    json_safe,
+    provenance,
+    provenance_lines,
+    pyplot,
+    save_figure,
+    supervised_trainer,
+    write_json,
+)
 
 __all__ = [
     "SUBSETS",
@@ -59,7 +70,6 @@ SUBSETS = {
 REGIONS = ("ET", "TC", "WT")
 # MONAI's ConvertToMultiChannelBasedOnBratsClasses stacks (TC, WT, ET); this picks them in REGIONS order
 _REGION_CHANNELS = (2, 0, 1)
-TEST_SEED_OFFSET = 1000
 MODES = {
     "tiny": {"spacing": 8.0, "n_train": 2, "n_test": 2, "iterations": 3, "filters": 8, "batch_size": 1},
     "quick": {"spacing": 4.0, "n_train": 12, "n_test": 8, "iterations": 800, "filters": 8, "batch_size": 2, "roi": 32},
@@ -161,30 +171,11 @@ def _load(items, desc: str, from_files: bool, fallback_spacing: float | None) ->
 
 
 def _data(cfg: dict, seed: int, datalist: str | None) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    if datalist:
-        train_items, train_key = datalist_split(datalist, ("training",), "Table 3")
-        test_items, test_key = datalist_split(datalist, ("testing", "validation"), "Table 3")
-        info = {"source": "datalist", "datalist": str(datalist), "train_split": train_key, "test_split": test_key}
-        train = _load(train_items, "train subjects", True, None)
-        test = _load(test_items, "test subjects", True, None)
-    else:
-        from monai_seq2seq.phantoms import BrainPhantomCohort
+    def prepare(items, desc: str, from_files: bool) -> list[dict]:
+        return _load(items, desc, from_files, None if from_files else cfg["spacing"])
 
-        test_seed = seed + TEST_SEED_OFFSET
-        info = {"source": "brain phantom", "train_seed": seed, "test_seed": test_seed, "spacing_mm": cfg["spacing"]}
-        train = _load(
-            BrainPhantomCohort(cfg["n_train"], seed=seed, spacing=cfg["spacing"]),
-            "train subjects",
-            False,
-            cfg["spacing"],
-        )
-        test = _load(
-            BrainPhantomCohort(cfg["n_test"], seed=test_seed, spacing=cfg["spacing"]),
-            "test subjects",
-            False,
-            cfg["spacing"],
-        )
-    info.update(n_train=len(train), n_test=len(test), grid=list(test[0]["image"].shape[1:]) if test else None)
+    train, test, info = brain_cohorts(prepare, cfg["n_train"], cfg["n_test"], cfg["spacing"], seed, datalist, "Table 3")
+    info["grid"] = list(test[0]["image"].shape[1:]) if test else None
     return train, test, info
 
 
@@ -222,15 +213,11 @@ def _train_eval(train, test, channels, cfg, device, seed) -> dict[str, Any]:
             ["image", "label"], "label", spatial_size=roi, pos=1, neg=1, num_samples=1, allow_smaller=True
         )
         cropper.set_random_state(seed)
-    net.train()
-    losses = []
-    for _ in tqdm(range(cfg["iterations"]), desc="+".join(channels), leave=False):
-        x, y = _batch(train, idx, cfg, rng, cropper)
-        opt.zero_grad()
-        loss = loss_fn(net(x.to(device)), y.to(device))
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    batches = (_batch(train, idx, cfg, rng, cropper) for _ in range(cfg["iterations"]))  # drawn as training goes
+    trainer, losses = supervised_trainer(
+        net, opt, loss_fn, batches, device, epoch_length=cfg["iterations"], desc="+".join(channels)
+    )
+    trainer.run()
     net.eval()
     dice_m = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
     assd_m = SurfaceDistanceMetric(include_background=True, symmetric=True, reduction="none")
@@ -326,13 +313,7 @@ def _table(summ: dict, header: str) -> str:
 
 
 def _figure(summ: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from monai_seq2seq.core.files import atomic_write
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     w = 0.8 / len(summ)
     x = np.arange(len(REGIONS))
@@ -357,18 +338,7 @@ def _figure(summ: dict, path: Path) -> None:
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Tumour segmentation with sequence subsets (bars: this run; black ticks: paper)")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+    save_figure(fig, path)
 
 
 def run_experiment(
@@ -420,8 +390,7 @@ def run_experiment(
     }
     summ = _summaries(results)
     elapsed = time.perf_counter() - t0
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    where = machine(device)
+    prov = provenance(command, device)
     if data["source"] == "datalist":
         data_line = (
             f"datalist {data['datalist']}: {data['n_train']} subjects ({data['train_split']}) for training, "
@@ -436,8 +405,8 @@ def run_experiment(
         [
             "# Table 3 analogue: tumour segmentation with sequence subsets",
             "",
-            f"- date (UTC): {date}; machine: {where}; {elapsed / 60:.1f} min",
-            f"- command: `{command}`" if command else "- command: (called from Python)",
+            *provenance_lines(prov),
+            f"- time: {elapsed / 60:.1f} min",
             f"- mode: {mode}; data: {data_line}; grid {data['grid']}",
             f"- model: MONAI SegResNet (init_filters {cfg['filters']}) per subset, Dice loss on sigmoid outputs, Adam "
             f"1e-3, {cfg['iterations']} iterations of batch {cfg['batch_size']}"
@@ -450,13 +419,11 @@ def run_experiment(
     )
     out = Path(out)
     atomic_write_text(out / "table3_segmentation.md", _table(summ, header))
-    payload = _json_safe(
+    payload = json_safe(
         {
             "mode": mode,
-            "date_utc": date,
-            "machine": where,
+            **prov,
             "device": str(device),
-            "command": command,
             "elapsed_s": elapsed,
             "config": cfg,
             "data": data,
@@ -465,7 +432,7 @@ def run_experiment(
             "paper": PAPER_TABLE3,
         }
     )
-    atomic_write_text(out / "table3_segmentation.json", json.dumps(payload, indent=1))
+    write_json(out / "table3_segmentation.json", payload)
     _figure(summ, out / "table3_segmentation.png")
     return payload
 
@@ -504,8 +471,8 @@ def main(argv=None):
     if a.replot:
         return replot(a.out)
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
-    command = "python -m experiments.segmentation_subsets " + " ".join(sys.argv[1:] if argv is None else argv)
-    return run_experiment(a.out, mode, a.device, a.seed, command.strip(), a.datalist, a.iterations, a.roi)
+    command = command_line("segmentation_subsets", argv)
+    return run_experiment(a.out, mode, a.device, a.seed, command, a.datalist, a.iterations, a.roi)
 
 
 if __name__ == "__main__":

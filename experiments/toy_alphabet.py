@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +32,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ignite.engine import Events
 from tqdm import tqdm
 
-from experiments.common import machine
+from experiments.common import (
+    check_device,
+    command_line,
+    provenance,
+    pyplot,
+    save_figure,
+    supervised_trainer,
+    write_json,
+)
 from monai_seq2seq.core.protocols import Protocol, SequenceSpec
 from monai_seq2seq.phantoms.toy import TOY_SPLITS
 
@@ -142,15 +148,6 @@ def _check_mode(mode: str) -> dict[str, Any]:
     return dict(MODES[mode])
 
 
-def _check_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch sees no CUDA device; use --device cpu.")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {str(device)!r}.")
-    return dev
-
-
 # ---- data ---------------------------------------------------------------------------------------------------
 def load_split(
     split: str, num_samples: int, size: int, seed: int = 0, noise: float = 0.02, progress: bool = True
@@ -213,6 +210,13 @@ def _all_pairs(x: torch.Tensor) -> tuple[torch.Tensor, list[int], torch.Tensor]:
     return sources, targets, truths
 
 
+def _prepare_all_pairs(batch: torch.Tensor, device: torch.device, non_blocking: bool = False, **kwargs: Any) -> tuple:
+    """``SupervisedTrainer`` batch of (B, 2, H, W) samples: the 4B ordered pairs, ``net(sources, targets)`` against
+    the truths in the network's [-1, 1] output space."""
+    sources, targets, truths = _all_pairs(batch.to(device, non_blocking=non_blocking))
+    return sources, truths * 2.0 - 1.0, (targets,), {}
+
+
 def train_seq2seq(
     images: torch.Tensor,
     network: str,
@@ -246,19 +250,20 @@ def train_seq2seq(
     net = build_toy_seq2seq(network).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
-    losses = []
-    net.train()
-    bar = tqdm(range(iterations), desc=f"Seq2Seq ({network}) L1", disable=not progress)
-    for _ in bar:
-        idx = torch.from_numpy(rng.integers(0, images.shape[0], size=batch_size))
-        sources, targets, truths = _all_pairs(images[idx].to(device))
-        pred = net(sources, targets)
-        loss = F.l1_loss(pred, truths * 2.0 - 1.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(l1=f"{losses[-1]:.4f}")
+    draws = (images[torch.from_numpy(rng.integers(0, images.shape[0], size=batch_size))] for _ in range(iterations))
+    trainer, losses = supervised_trainer(
+        net,
+        opt,
+        nn.L1Loss(),
+        draws,
+        device,
+        epoch_length=iterations,
+        prepare_batch=_prepare_all_pairs,
+        desc=f"Seq2Seq ({network}) L1",
+        progress=progress,
+    )
+    if iterations > 0:
+        trainer.run()
     net.eval()
     tail = max(1, len(losses) // 10)
     info = {
@@ -395,6 +400,28 @@ def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.de
     return (correct.double() / max(1, x.shape[0])).tolist()
 
 
+class _ShuffledBatches:
+    """``(x, y)`` batches of a fresh permutation (drawn from ``generator``) every time it is iterated (every
+    epoch); the last, smaller batch is kept."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> None:
+        self.x, self.y, self.batch_size, self.generator = x, y, batch_size, generator
+        self.last_order = torch.empty(0, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return math.ceil(self.x.shape[0] / self.batch_size)
+
+    def __iter__(self):
+        self.last_order = torch.randperm(self.x.shape[0], generator=self.generator)
+        for idx in self.last_order.split(self.batch_size):
+            yield self.x[idx], self.y[idx]
+
+
+def _two_label_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sum of the cross-entropies of the two 26-way heads."""
+    return sum(F.cross_entropy(h, y[:, k]) for k, h in enumerate(_heads(logits)))
+
+
 def train_classifier(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -434,27 +461,27 @@ def train_classifier(
     torch.manual_seed(seed)
     net = make_classifier(train_x.shape[1]).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch = -1.0, None, 0
+    data = _ShuffledBatches(train_x, train_y, batch_size, torch.Generator().manual_seed(seed))
+    trainer, losses = supervised_trainer(
+        net, opt, _two_label_loss, data, device, max_epochs=epochs, desc=desc, progress=progress
+    )
+    best = {"mean": -1.0, "state": None, "epoch": 0}
     val_history, train_loss = [], []
-    for epoch in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
-        net.train()
-        order = torch.randperm(train_x.shape[0], generator=gen)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            x, y = train_x[idx].to(device), train_y[idx].to(device)
-            loss = sum(F.cross_entropy(h, y[:, k]) for k, h in enumerate(_heads(net(x))))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        train_loss.append(total / max(1, train_x.shape[0]))
+
+    def end_of_epoch(engine) -> None:
+        sizes = [len(idx) for idx in data.last_order.split(batch_size)]
+        epoch_losses = losses[-len(sizes) :]
+        train_loss.append(sum(v * n for v, n in zip(epoch_losses, sizes, strict=True)) / max(1, train_x.shape[0]))
         val = _accuracy(net, val_x, val_y, device, max(batch_size, 64))
         val_history.append(val)
-        if float(np.mean(val)) > best:
-            best, best_epoch = float(np.mean(val)), epoch + 1
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
+        if float(np.mean(val)) > best["mean"]:
+            best.update(mean=float(np.mean(val)), epoch=engine.state.epoch)
+            best["state"] = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, end_of_epoch)
+    if epochs > 0 and train_x.shape[0] > 0:
+        trainer.run()
+    best_state, best_epoch = best["state"], best["epoch"]
     if best_state is not None:
         net.load_state_dict(best_state)
     acc = _accuracy(net, test_x, test_y, device, max(batch_size, 64))
@@ -528,13 +555,7 @@ def _markdown(payload: dict[str, Any], header: str) -> str:
 
 
 def _figure(payload: dict[str, Any], example: dict[str, np.ndarray], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from monai_seq2seq.core.files import atomic_write
-
+    plt = pyplot()
     sizes = [r["train_size"] for r in payload["results"]]
     fig = plt.figure(figsize=(11, 4.2))
     grid = fig.add_gridspec(2, 4, width_ratios=[3.2, 3.2, 1, 1])
@@ -578,8 +599,7 @@ def _figure(payload: dict[str, Any], example: dict[str, np.ndarray], path: Path)
         a.axis("off")
     fig.text(0.83, 0.01, f"test sample 0: {example['letters']}", ha="center", fontsize=7)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _peak(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -643,7 +663,7 @@ def run_experiment(
         cfg["n_val"] = int(n_val)
     cfg["include_self"] = include_self
     cfg["seed"] = seed
-    dev = _check_device(device)
+    dev = check_device(device)
     out = ensure_writable_dir(Path(out))
     set_determinism(seed)
     timings: dict[str, float] = {}
@@ -715,15 +735,12 @@ def run_experiment(
         results.append(row)
     timings["classifiers_s"] = time.perf_counter() - t0
 
-    where = machine(dev)
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    prov = provenance(command, dev)
     payload: dict[str, Any] = {
         "experiment": "Fig. 4 analogue: alphabet recognition with the imaging-differentiation map",
-        "date_utc": date,
-        "machine": where,
+        **prov,
         "mode": mode,
         "device": str(dev),
-        "command": command,
         "config": cfg,
         "seq2seq": s2s_info,
         "differentiation_map": md_info,
@@ -734,10 +751,10 @@ def run_experiment(
     }
     header = (
         "# Fig. 4 analogue: alphabet recognition with the imaging-differentiation map (toy set)\n\n"
-        f"date (UTC): {date}; machine: {where}; mode: {mode}; command: `{command}`"
+        f"date (UTC): {prov['date_utc']}; machine: {prov['machine']}; mode: {mode}; command: `{command}`"
     )
     atomic_write_text(out / "fig4_toy.md", _markdown(payload, header))
-    atomic_write_text(out / "fig4_toy.json", json.dumps(_finite(payload), indent=1, default=str))
+    write_json(out / "fig4_toy.json", payload)
     t = data["test"]
     from monai_seq2seq.phantoms.toy import LETTERS
 
@@ -750,17 +767,6 @@ def run_experiment(
     }
     _figure(payload, example, out / "fig4_toy.png")
     return payload
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf -> None so that the JSON is standard."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -791,13 +797,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     a = p.parse_args(argv)
     mode = a.mode or ("tiny" if a.tiny else "full" if a.full else "quick")
-    command = "python -m experiments.toy_alphabet " + " ".join(sys.argv[1:] if argv is None else argv)
     return run_experiment(
         a.out,
         mode,
         a.device,
         a.seed,
-        command.strip(),
+        command_line("toy_alphabet", argv),
         not a.others_only,
         a.network,
         train_sizes=a.train_sizes,

@@ -6,7 +6,7 @@ per-sequence 0.5/99.5 percentile normalisation over non-zero voxels, then [-1, 1
 bundle's ``train.json``), and a per-pair baseline like the paper's Pix2Pix row: one plain, unconditioned
 encoder-decoder per ordered source->target pair (12 models for 4 sequences), trained by the same trainer on its
 fixed pair. All methods are evaluated on whole volumes of held-out phantom subjects (a different cohort seed):
-PSNR and 3D SSIM per translation (:func:`monai_seq2seq.analysis.metrics.pair_metrics`), LPIPS when the ``lpips``
+PSNR and 3D SSIM per translation (:func:`monai_seq2seq.analysis.metrics.synthesis_scores`), LPIPS when the ``lpips``
 package and local AlexNet weights are there, parameters, multiply-accumulates per 2.5D slice and model count.
 
 Usage::
@@ -21,28 +21,32 @@ Writes ``table1_variants.md``, ``table1_variants.json`` and ``table1_variants.pn
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.util
-import json
 import math
-import os
-import platform
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
-from monai.inferers import Inferer
 from tqdm import tqdm
 
-from experiments.common import brain_loader, brain_normalise, datalist_split
-from monai_seq2seq.engines import Seq2SeqTrainer
-from monai_seq2seq.networks.blocks import ConvNormAct, ResBlock
-from monai_seq2seq.networks.nets import SEQ2SEQ_CONFIGS, Encoder
+from experiments.common import (
+    brain_cohorts,
+    brain_loader,
+    brain_normalise,
+    check_device,
+    command_line,
+    machine_info,
+    provenance,
+    pyplot,
+    save_figure,
+    write_json,
+)
+from monai_seq2seq.engines import FixedPairTrainer, Seq2SeqTrainer
+from monai_seq2seq.inference import PairInferer, pair_volume
+from monai_seq2seq.networks import PlainEncoderDecoder, count_macs, profile_seq2seq
 
 __all__ = [
     "SEQUENCES",
@@ -53,18 +57,13 @@ __all__ = [
     "MODES",
     "PAIR_BUDGETS",
     "PAPER_TABLE1",
-    "PlainEncoderDecoder",
-    "FixedPairTrainer",
-    "PairInferer",
     "build_method_networks",
     "pair_iterations",
-    "count_macs",
     "paper_size_profile",
     "run_experiment",
     "main",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 SEQUENCES = ("T1", "T1Gd", "T2", "FLAIR")
 """The brain protocol's sequences in code order."""
 TRANSLATIONS = tuple((s, t) for s in SEQUENCES for t in SEQUENCES if s != t)
@@ -74,8 +73,6 @@ VARIANTS = {"Seq2Seq-A": "A", "Seq2Seq-B": "B", "Seq2Seq-C": "C"}
 PAIR_METHOD = "Per-pair"
 """The per-pair baseline (the paper's Pix2Pix row): one plain encoder-decoder per ordered pair."""
 METHODS = (*VARIANTS, PAIR_METHOD)
-TEST_SEED_OFFSET = 1000
-"""The held-out phantom cohort uses seed ``seed + TEST_SEED_OFFSET``."""
 
 MODES: dict[str, dict[str, Any]] = {
     # tests: untrained-ish tiny networks on a coarse phantom, seconds on a CPU
@@ -170,137 +167,6 @@ PAPER_TABLE1: dict[str, dict[str, Any]] = {
 """The paper's Table 1 (BraTS2021), transcribed for the rows that correspond to ours (MM-GAN and ResViT have no
 counterpart here)."""
 
-_LEAKY = ("leakyrelu", {"negative_slope": 0.2})
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# networks
-class PlainEncoderDecoder(nn.Module):
-    """Unconditioned 2D/3D encoder-decoder for one fixed source->target pair (the per-pair baseline).
-
-    The Seq2Seq skeleton without ConvLSTMs and without any conditioning: the repo's :class:`Encoder` (conv k7,
-    stride-2 convs, residual blocks), then plain residual blocks, (upsample x2, conv k3) per level and a conv k7
-    with ``tanh``, i.e. the HyperDecoder with every conditioned layer replaced by a plain one.
-
-    Args:
-        spatial_dims: 2 (2.5D slices) or 3.
-        in_channels: channels per frame (3 adjacent slices in 2.5D).
-        out_channels: output channels (default ``in_channels``).
-        channels: encoder widths; the decoder mirrors them.
-        num_res_blocks: encoder residual blocks.
-        num_dec_res_blocks: decoder residual blocks.
-        norm: norm type and args.
-        act: activation type and args.
-
-    Shapes:
-        (B, T, C, *spatial) -> (B, T, out_channels, *spatial), or (B, C, *spatial) -> (B, out_channels, *spatial);
-        values in (-1, 1).
-    """
-
-    def __init__(
-        self,
-        spatial_dims: int = 2,
-        in_channels: int = 3,
-        out_channels: int | None = None,
-        channels: Sequence[int] = (64, 128, 256),
-        num_res_blocks: int = 6,
-        num_dec_res_blocks: int = 6,
-        norm: tuple | str = "instance",
-        act: tuple | str = _LEAKY,
-    ) -> None:
-        super().__init__()
-        out_channels = in_channels if out_channels is None else out_channels
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.encoder = Encoder(spatial_dims, in_channels, channels, num_res_blocks, norm, act)
-        self.downsample_factor = self.encoder.downsample_factor
-        widths = [int(channels[-1]), *(int(c) for c in reversed(channels[:-1]))]
-        layers: list[nn.Module] = [ResBlock(spatial_dims, widths[0], 3, norm, act) for _ in range(num_dec_res_blocks)]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-            layers.append(ConvNormAct(spatial_dims, c_in, c_out, 3, 1, norm, act))
-        layers.append(ConvNormAct(spatial_dims, widths[-1], out_channels, 7, 1, norm=None, act="tanh"))
-        self.decoder = nn.Sequential(*layers)
-
-    @classmethod
-    def from_config(cls, name: str = "small", **overrides: Any) -> PlainEncoderDecoder:
-        """The baseline with the widths and depths of a named Seq2Seq size (``SEQ2SEQ_CONFIGS[name]``).
-
-        Raises:
-            ValueError: unknown size name.
-        """
-        if name not in SEQ2SEQ_CONFIGS:
-            raise ValueError(f"unknown network size {name!r}; choose from {sorted(SEQ2SEQ_CONFIGS)}.")
-        cfg = SEQ2SEQ_CONFIGS[name]
-        kwargs = {
-            "channels": cfg["channels"],
-            "num_res_blocks": cfg["num_res_blocks"],
-            "num_dec_res_blocks": cfg["num_hyper_res_blocks"],
-        }
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Translate ``x`` (see the class docstring for shapes)."""
-        framed = x.dim() == self.spatial_dims + 3
-        lead = x.shape[:2]
-        if framed:
-            x = x.flatten(0, 1)
-        y = self.decoder(self.encoder(x))
-        return y.reshape(*lead, *y.shape[1:]) if framed else y
-
-
-class PairInferer(Inferer):
-    """Runs a per-pair model inside :class:`~monai_seq2seq.engines.Seq2SeqTrainer` (``inferer(x, net, target)``).
-
-    A call for the model's own target translates ``x``. Any other target is the trainer's cycle pass
-    ``G(G(x_i | j) | i)``, which needs a reverse generator the per-pair baseline does not have (Pix2Pix has no
-    cycle term); it returns ``x`` detached, and the baseline's objective weights that term 0.
-
-    Args:
-        target: code index of the model's target sequence.
-    """
-
-    def __init__(self, target: int) -> None:
-        super().__init__()
-        self.target = int(target)
-
-    def __call__(
-        self, inputs: torch.Tensor, network: Callable, target: Any = None, *args: Any, **kwargs: Any
-    ) -> torch.Tensor:
-        if target is None or int(target) == self.target:
-            return network(inputs)
-        return inputs.detach()
-
-
-class FixedPairTrainer(Seq2SeqTrainer):
-    """The repo's Seq2Seq trainer on one fixed ``(source, target)`` pair (per-pair baseline training).
-
-    Same batching, generator/discriminator steps and loss as :class:`Seq2SeqTrainer`; only the pair sampling is
-    fixed. Every batch must contain both sequences (filter the training subjects accordingly).
-
-    Args:
-        pair: ``(source, target)`` code indices.
-        args, kwargs: as :class:`Seq2SeqTrainer`.
-    """
-
-    def __init__(self, *args: Any, pair: tuple[int, int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pair = (int(pair[0]), int(pair[1]))
-
-    def sample_pair(self, available: Sequence[int]) -> tuple[int, int]:
-        """Always ``self.pair``.
-
-        Raises:
-            RuntimeError: the batch lacks the source or the target.
-        """
-        if self.pair[0] not in available or self.pair[1] not in available:
-            raise RuntimeError(
-                f"batch lacks pair {self.pair} (available: {list(available)}); train the per-pair "
-                "model only on subjects that have both sequences."
-            )
-        return self.pair
-
 
 def build_method_networks(method: str, network: str = "small") -> list[nn.Module]:
     """The generator(s) of one method, freshly initialised (current torch RNG).
@@ -338,54 +204,16 @@ def pair_iterations(iterations: int, pair_budget: str = "split") -> int:
 
 # ---------------------------------------------------------------------------------------------------------------
 # profiling
-def count_macs(module: nn.Module, *inputs: Any) -> int:
-    """Multiply-accumulates of one ``module(*inputs)`` call, counted like ``benchmarks/profile_networks.py``.
-
-    ``torch.utils.flop_counter.FlopCounterMode`` sees every convolution and matrix product, including the
-    functional ones of HyperConv and dynamic filters; MACs = FLOPs / 2.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(*inputs)
-    finally:
-        module.train(was_training)
-    return int(counter.get_total_flops() // 2)
-
-
-def _benchmark_profile() -> tuple[Callable | None, str]:
-    """``benchmarks.profile_networks.profile`` (imported, or loaded from the repo file) and where it came from."""
-    try:
-        from benchmarks.profile_networks import profile
-
-        return profile, "benchmarks.profile_networks.profile"
-    except ImportError:
-        path = ROOT / "benchmarks" / "profile_networks.py"
-        if not path.is_file():
-            return None, f"{path} not found"
-        spec = importlib.util.spec_from_file_location("_seq2seq_profile_networks", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.profile, str(path)
-
-
 def paper_size_profile(size: int = 192) -> dict[str, Any]:
     """Parameters (M) and GMACs of every method at the ``paper`` size on one 3 x size x size 2.5D slice.
 
-    Seq2Seq-A/B/C use ``benchmarks/profile_networks.py``'s ``profile`` (meta device, no compute); the per-pair
-    baseline is counted the same way (:func:`count_macs` on the meta device), parameters summed over its 12
-    models and MACs of one translation (one model), as the paper's Pix2Pix row.
+    Seq2Seq-A/B/C by :func:`monai_seq2seq.networks.profile_seq2seq` (meta device, no compute); the per-pair
+    baseline the same way (:func:`monai_seq2seq.networks.count_macs` on the meta device), parameters summed over
+    its 12 models and MACs of one translation (one model), as the paper's Pix2Pix row.
     """
-    profile, origin = _benchmark_profile()
-    out: dict[str, Any] = {"size": [3, size, size], "config": "paper", "source": origin}
+    out: dict[str, Any] = {"size": [3, size, size], "config": "paper", "source": "monai_seq2seq.networks.profiling"}
     for method, variant in VARIANTS.items():
-        if profile is None:
-            out[method] = {"params_M": float("nan"), "gmacs": float("nan")}
-            continue
-        p = profile("paper", variant, size)
+        p = profile_seq2seq("paper", variant, size)
         out[method] = {"params_M": p["params_M"], "gmacs": p["gmacs"]}
     with torch.device("meta"):
         model = PlainEncoderDecoder.from_config("paper", spatial_dims=2, in_channels=3)
@@ -429,28 +257,10 @@ def _load_subjects(items, desc: str, from_files: bool) -> list[dict]:
 
 def _data(cfg: dict, seed: int, datalist: str | None) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """Training and held-out subjects (normalised volumes) and a description of the data."""
-    if datalist:
-        train_items, train_key = datalist_split(datalist, ("training",), "Table 1")
-        test_items, test_key = datalist_split(datalist, ("testing", "validation"), "Table 1")
-        info = {"source": "datalist", "datalist": str(datalist), "train_split": train_key, "test_split": test_key}
-        train = _load_subjects(train_items, "train subjects", True)
-        test = _load_subjects(test_items, "test subjects", True)
-    else:
-        from monai_seq2seq.phantoms import BrainPhantomCohort
-
-        test_seed = seed + TEST_SEED_OFFSET
-        info = {"source": "brain phantom", "train_seed": seed, "test_seed": test_seed, "spacing_mm": cfg["spacing"]}
-        train = _load_subjects(
-            BrainPhantomCohort(cfg["n_train"], seed=seed, spacing=cfg["spacing"]), "train subjects", False
-        )
-        test = _load_subjects(
-            BrainPhantomCohort(cfg["n_test"], seed=test_seed, spacing=cfg["spacing"]), "test subjects", False
-        )
-    info.update(
-        n_train=len(train),
-        n_test=len(test),
-        grid=list(next(iter(test[0]["volumes"].values())).shape[1:]) if test else None,
+    train, test, info = brain_cohorts(
+        _load_subjects, cfg["n_train"], cfg["n_test"], cfg["spacing"], seed, datalist, "Table 1"
     )
+    info["grid"] = list(next(iter(test[0]["volumes"].values())).shape[1:]) if test else None
     return train, test, info
 
 
@@ -469,7 +279,10 @@ def _train_loader(samples: list[dict], cfg: dict, seed: int, silence_prob: float
     steps = [ToSymmetricRanged(list(SEQUENCES), allow_missing_keys=True)]
     if silence_prob > 0:
         steps.append(RandSilenceSequencesd(list(SEQUENCES), prob=silence_prob, min_silence=1, max_silence=3))
-    steps.append(Slices25Dd(list(SEQUENCES), num_slices=3, axis=-1, roi_size=cfg["roi"], random=True))
+    # allow_missing_keys: the silence above deletes sequences
+    steps.append(
+        Slices25Dd(list(SEQUENCES), num_slices=3, axis=-1, roi_size=cfg["roi"], random=True, allow_missing_keys=True)
+    )
     transform = Compose(steps).set_random_state(seed)
     return DataLoader(
         Dataset(samples, transform),
@@ -545,19 +358,6 @@ def _train(
 
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation
-def _plain_volume(model: nn.Module, volume: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
-    """Whole-volume 2.5D synthesis with a per-pair model, like ``Seq2SeqSynthesizer`` ("middle" reassembly)."""
-    from monai_seq2seq.transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
-
-    slabs, (height, width) = pad_to_multiple(volume_to_slabs(volume * 2 - 1, 1), model.downsample_factor)
-    pieces = []
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        for start in range(0, slabs.shape[0], batch):
-            pieces.append(model(slabs[start : start + batch].to(device)).float().cpu())
-    out = torch.cat(pieces)[..., :height, :width]
-    return ((slabs_to_volume(out, "middle") + 1) / 2).clamp(0, 1)
-
-
 def _predictions(
     method: str, models: list[nn.Module], vols: dict[str, torch.Tensor], device: torch.device, batch: int
 ) -> dict[tuple[str, str], torch.Tensor]:
@@ -574,21 +374,21 @@ def _predictions(
     out = {}
     for (s, t), model in zip(TRANSLATIONS, models, strict=True):
         if s in vols and t in vols:
-            out[(s, t)] = _plain_volume(model, vols[s], device, batch)
+            out[(s, t)] = pair_volume(model, vols[s], device, batch)
     return out
 
 
 def _evaluate(
     method: str, models: list[nn.Module], test: list[dict], device: torch.device, batch: int, lpips_model
 ) -> dict[str, Any]:
-    from monai_seq2seq.analysis.metrics import pair_metrics
+    from monai_seq2seq.analysis.metrics import synthesis_scores
 
     records = []
     for subject in tqdm(test, desc=f"evaluate {method}", leave=False):
         vols = subject["volumes"]
         foreground = torch.stack([v.sum(0) for v in vols.values()]).sum(0) > 0
         for (s, t), pred in _predictions(method, models, vols, device, batch).items():
-            scores = pair_metrics(pred, vols[t], lpips_model, foreground)
+            scores = synthesis_scores(pred, vols[t], lpips_model, foreground)
             records.append({"subject": subject["subject"], "source": s, "target": t, **scores})
     return {"per_subject": records}
 
@@ -613,17 +413,6 @@ def _summarise(records: list[dict], metric_names: Sequence[str]) -> tuple[dict[s
 
 # ---------------------------------------------------------------------------------------------------------------
 # outputs
-def _machine(device: torch.device) -> dict[str, Any]:
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "device": str(device) + (f" ({gpu})" if gpu else ""),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def _short_lpips_reason(reason: str) -> str:
     """A table-cell version of :class:`~monai_seq2seq.analysis.perceptual.LPIPSStatus` ``reason``."""
     if "not found" in reason:
@@ -644,7 +433,6 @@ def _paper_fmt(pair: tuple[float, float], digits: int) -> str:
 
 
 def _markdown(payload: dict[str, Any]) -> str:
-    m = payload["machine"]
     cfg = payload["config"]
     data = payload["data"]
     lp = payload["lpips"]
@@ -653,7 +441,7 @@ def _markdown(payload: dict[str, Any]) -> str:
         "# Table 1 analogue: Seq2Seq-A/B/C vs a per-pair baseline",
         "",
         f"- date (UTC): {payload['date_utc']}",
-        f"- machine: {m['platform']}; {m['cpu_count']} CPUs; torch {m['torch']}; device {m['device']}",
+        f"- machine: {payload['machine']}; {payload['machine_info']['torch_threads']} torch threads",
         f"- mode: `{payload['mode']}` (network size `{cfg['network']}`, 2.5D crops {cfg['roi'][0]}x{cfg['roi'][1]}, "
         f"batch {cfg['batch_size']}, seed {payload['seed']})",
         f"- command: `{payload['command'] or '(run_experiment called from Python)'}`",
@@ -705,9 +493,9 @@ def _markdown(payload: dict[str, Any]) -> str:
         "",
         "PSNR/SSIM: mean ± std over every held-out subject x translation (12 ordered pairs, self-reconstructions "
         "excluded), whole volumes in the normalised [0, 1] space (PSNR with peak 1, 3D Gaussian SSIM, "
-        "`monai_seq2seq.analysis.metrics.pair_metrics`). params: all generator parameters (per-pair: the sum of its "
-        "12 models; discriminators not counted, as in the paper). GMACs: one translation of one 2.5D slice at the "
-        "evaluated (padded) size, counted with `torch.utils.flop_counter` like `benchmarks/profile_networks.py` "
+        "`monai_seq2seq.analysis.metrics.synthesis_scores`). params: all generator parameters (per-pair: the sum of "
+        "its 12 models; discriminators not counted, as in the paper). GMACs: one translation of one 2.5D slice at the "
+        "evaluated (padded) size, counted with `torch.utils.flop_counter` (`monai_seq2seq.networks.count_macs`) "
         "(per-pair: one model). The paper-size column profiles the `paper` configuration (Seq2Seq-A/B/C: "
         f"`{ref['source']}`; per-pair: the same skeleton, 12 models) for comparison with the paper's MPa/GMACs.",
         "",
@@ -739,13 +527,7 @@ def _markdown(payload: dict[str, Any]) -> str:
 
 
 def _figure(payload: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from monai_seq2seq.core.files import atomic_write
-
+    plt = pyplot()
     names = list(payload["methods"])
     x = np.arange(len(names))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -760,8 +542,7 @@ def _figure(payload: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(f"Table 1 analogue ({payload['data']['source']}, mode {payload['mode']}): mean over translations")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -808,11 +589,7 @@ def run_experiment(
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown methods {unknown or list(methods)}; choose from {list(METHODS)}.")
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA device.")
+    dev = check_device(device)
     cfg = dict(MODES[mode])
     iterations = int(cfg["iterations"])
     per_pair = pair_iterations(iterations, pair_budget)
@@ -890,11 +667,10 @@ def run_experiment(
 
     first = next(iter(results.values()))
     payload = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(dev),
+        **provenance(command, dev),
+        "machine_info": machine_info(dev),
         "mode": mode,
         "seed": seed,
-        "command": command,
         "config": cfg,
         "data": data_info,
         "budget": {
@@ -916,7 +692,7 @@ def run_experiment(
         "methods": results,
     }
     atomic_write_text(out / "table1_variants.md", _markdown(payload))
-    atomic_write_text(out / "table1_variants.json", json.dumps(payload, indent=1, default=str))
+    write_json(out / "table1_variants.json", payload)
     _figure(payload, out / "table1_variants.png")
     return payload
 
@@ -932,11 +708,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--pair-budget", default="split", choices=sorted(PAIR_BUDGETS), help="per-pair iterations")
     p.add_argument("--silence-prob", type=float, default=0.0, help="random silence for Seq2Seq training")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    args = list(sys.argv[1:] if argv is None else argv)
-    a = p.parse_args(args)
-    command = "python -m experiments.variants_table " + " ".join(args)
+    a = p.parse_args(argv)
+    command = command_line("variants_table", argv)
     return run_experiment(
-        a.out, a.mode, a.device, a.seed, command.strip(), a.datalist, a.pair_budget, a.silence_prob, a.methods
+        a.out, a.mode, a.device, a.seed, command, a.datalist, a.pair_budget, a.silence_prob, a.methods
     )
 
 

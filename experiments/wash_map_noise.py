@@ -25,21 +25,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from experiments.common import machine
+from experiments.common import BUNDLES, bundle_network, command_line, provenance, provenance_lines, psnr_db, write_json
 
 __all__ = ["S0_BANDS", "STAGES", "measure", "main"]
 
 S0_BANDS = ((0, 20), (20, 50), (50, 100), (100, 200), (200, 400), (400, float("inf")))
-BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_breast"
+BUNDLE = BUNDLES / "seq2seq_breast"
 SOURCES = ("DCE", "FatSatDCE", "T2", "T1", "DWI")
 STAGES = ("no threshold, percentiles (before v0.3.0)", "threshold, percentiles", "threshold, fixed window (now)")
 
@@ -73,12 +70,8 @@ def measure(
     synth = None
     if with_network:
         from monai_seq2seq.inference import Seq2SeqSynthesizer
-        from monai_seq2seq.networks import build_seq2seq
-        from monai_seq2seq.zoo import load_weights
 
-        net = build_seq2seq("small", variant="C", protocol="breast")
-        net.load_state_dict(load_weights(bundle / "models" / "model.pt", bundle_dir=bundle))
-        synth = Seq2SeqSynthesizer(net.eval(), "breast", batch_size=8, progress=False)
+        synth = Seq2SeqSynthesizer(bundle_network(bundle), "breast", batch_size=8, progress=False)
     geometry = {"spacing": 2.0, "shape": [160, 96, 64]}
     cohort = BreastPhantomCohort(subjects, seed=seed, **geometry)
     unthresholded = BreastPhantomCohort(subjects, seed=seed, wash_min_signal_fraction=0.0, **geometry)
@@ -131,7 +124,7 @@ def measure(
                 rec["maps"][name]["by_stage"][stage] = {
                     "range": [float(v) for v in source[name].meta["intensity_range"]],
                     "corr_with_3x3x3_smoothed": _corr(img[body], smooth[body]),
-                    "psnr_of_smoothed": float(-10 * np.log10(np.mean((smooth - img) ** 2))),
+                    "psnr_of_smoothed": psnr_db(torch.from_numpy(smooth), torch.from_numpy(img)),
                     "lesion_mean": float(img[lesion].mean()) if lesion.any() else None,
                 }
         if synth is not None:
@@ -142,9 +135,7 @@ def measure(
             for name in ("WashIn", "WashOut"):
                 target = vols[name][0][..., 1:-1]
                 p = {src: pred[name][src][0][..., 1:-1] for src in pred[name]}
-                rec["maps"][name]["psnr_by_source"] = {
-                    src: float(-10 * torch.log10(((v - target) ** 2).mean())) for src, v in p.items()
-                }
+                rec["maps"][name]["psnr_by_source"] = {src: psnr_db(v, target) for src, v in p.items()}
                 rec["maps"][name]["corr_with_target_by_source"] = {src: _corr(v, target) for src, v in p.items()}
                 rec["maps"][name]["corr_DCE_vs_T2_prediction"] = _corr(p["DCE"], p["T2"])
         out.append(rec)
@@ -215,13 +206,15 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     torch.manual_seed(0)
     result = measure(a.seed, a.subjects, with_network=not a.no_network)
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    command = "python -m experiments.wash_map_noise " + " ".join(sys.argv[1:] if argv is None else argv)
-    header = (
-        "# Breast wash maps: how much is noise, and what the dark-voxel threshold and the fixed window remove\n\n"
-        f"- date (UTC): {date}; machine: {machine('cpu')}\n"
-        f"- command: `{command.strip()}`\n- phantom seed {a.seed}, bundle geometry (2 mm, 160x96x64); "
-        "network: the shipped seq2seq_breast weights, central slices"
+    prov = provenance(command_line("wash_map_noise", argv), "cpu")
+    header = "\n".join(
+        [
+            "# Breast wash maps: how much is noise, and what the dark-voxel threshold and the fixed window remove",
+            "",
+            *provenance_lines(prov),
+            f"- phantom seed {a.seed}, bundle geometry (2 mm, 160x96x64); "
+            "network: the shipped seq2seq_breast weights, central slices",
+        ]
     )
     text = _markdown(result, header)
     print(text)
@@ -229,7 +222,7 @@ def main(argv=None) -> dict:
         from monai_seq2seq.core.files import atomic_write_text
 
         atomic_write_text(Path(a.out) / "wash_map_noise.md", text)
-        atomic_write_text(Path(a.out) / "wash_map_noise.json", json.dumps({"date_utc": date, **result}, indent=1))
+        write_json(Path(a.out) / "wash_map_noise.json", {**prov, **result})
     return result
 
 

@@ -1,8 +1,9 @@
 """monai-seq2seq: multi-sequence 3D/4D MRI synthesis, imaging-differentiation maps and sequence ranking on MONAI.
 
 Subpackages load on first use (``monai_seq2seq.core``, ``.networks``, ``.transforms``, ``.io``, ``.losses``,
-``.phantoms``, ``.data``, ``.engines``, ``.inference``, ``.analysis``, ``.zoo``, ``.cli``), so ``import monai_seq2seq``
-is cheap and bundle configs can write ``$monai_seq2seq.inference.subject_collate`` after a single ``$import monai_seq2seq``.
+``.phantoms``, ``.data``, ``.engines``, ``.inference``, ``.analysis``, ``.zoo``, ``.cli``), so
+``import monai_seq2seq`` is cheap and bundle configs can write ``$monai_seq2seq.inference.subject_collate`` after a
+single ``$import monai_seq2seq``.
 """
 
 import importlib

@@ -3,21 +3,21 @@ import hashlib
 import pytest
 import torch
 
-from monai_seq2seq.analysis.metrics import masked_ssim, pair_metrics
+from monai_seq2seq.analysis.metrics import masked_ssim, synthesis_scores
 from monai_seq2seq.analysis.perceptual import load_lpips
 
 
-def test_pair_metrics_order_and_shapes():
+def test_synthesis_scores_order_and_shapes():
     torch.manual_seed(0)
     real = torch.rand(2, 16, 16, 12)
     close = (real + 0.02 * torch.randn_like(real)).clamp(0, 1)
     far = (real + 0.2 * torch.randn_like(real)).clamp(0, 1)
-    good, bad = pair_metrics(close, real), pair_metrics(far, real)
+    good, bad = synthesis_scores(close, real), synthesis_scores(far, real)
     assert good["psnr"] > bad["psnr"] + 10 and good["ssim"] > bad["ssim"]
-    assert pair_metrics(real, real)["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert synthesis_scores(real, real)["ssim"] == pytest.approx(1.0, abs=1e-5)
     assert "lpips" not in good
     with pytest.raises(ValueError, match="differ in shape"):
-        pair_metrics(real[:1], real)
+        synthesis_scores(real[:1], real)
 
 
 def test_masked_ssim_localises_errors():
@@ -28,7 +28,7 @@ def test_masked_ssim_localises_errors():
     inside = torch.zeros(32, 32, 32, dtype=torch.bool)
     inside[:14] = True
     assert masked_ssim(pred, real, inside) < 0.8 < masked_ssim(pred, real, ~inside)
-    both = pair_metrics(pred, real, tumour=inside)
+    both = synthesis_scores(pred, real, tumour=inside)
     assert both["ssim_tumour"] == pytest.approx(masked_ssim(pred, real, inside))
     assert torch.isnan(torch.tensor(masked_ssim(pred, real, torch.zeros_like(inside))))
 
@@ -51,8 +51,8 @@ def test_lpips_with_local_backbone(tmp_path):
     torch.testing.assert_close(loaded["slice1.0.weight"], state["features.0.weight"])
     torch.testing.assert_close(loaded["slice5.10.weight"], state["features.10.weight"])
     real = torch.rand(1, 32, 32, 12)
-    scores = pair_metrics((real + 0.2 * torch.randn_like(real)).clamp(0, 1), real, model)
-    assert scores["lpips"] > pair_metrics(real, real, model)["lpips"] - 1e-6
+    scores = synthesis_scores((real + 0.2 * torch.randn_like(real)).clamp(0, 1), real, model)
+    assert scores["lpips"] > synthesis_scores(real, real, model)["lpips"] - 1e-6
     # a file named like torchvision's but with the wrong content is refused
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     wrong = tmp_path / f"alexnet-owt-{'0' * 8 if not digest.startswith('0' * 8) else '1' * 8}.pth"

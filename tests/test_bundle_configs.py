@@ -1,11 +1,16 @@
-"""Every analysis config of every bundle runs through MONAI's ConfigWorkflow (model-zoo style, tiny overrides)."""
+"""Every analysis config of every bundle runs through MONAI's ConfigWorkflow (model-zoo style, tiny overrides); the
+composed configs (override files on ``inference.json``) resolve to the pipelines the copied files used to define."""
 
 import json
 from pathlib import Path
 
 import nibabel as nib
 import pytest
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.transforms import DeleteItemsd, LoadImaged
+
+from monai_seq2seq.transforms import PercentileScaleIntensityd
+from monai_seq2seq.zoo.configs import BASE_CONFIGS, config_files
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 TINY = {
@@ -22,7 +27,7 @@ def _run(bundle: str, config: str, out: Path, **extra):
     if "breast" in bundle:
         extra = {"phantom_shape": [80, 48, 32], **extra}
     workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / f"{config}.json"),
+        config_file=config_files(root, config),
         meta_file=str(root / "configs" / "metadata.json"),
         logging_file=None,
         workflow_type="inference",
@@ -101,3 +106,127 @@ def test_own_weights_load_with_their_sha256_only(tmp_path):
         error = error.__cause__ or error.__context__
     assert error is not None and "--weights_sha256" in str(error)
     assert not list((tmp_path / "refused").rglob("*_synthetic.nii.gz"))
+
+
+def _parser(bundle: str, config: str, **overrides) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config(config_files(BUNDLES / bundle, config))
+    parser.update({"bundle_root": str(BUNDLES / bundle), **overrides})
+    return parser
+
+
+def _flat(value, prefix=""):
+    """Config ids (``a#b#0``) -> leaf values, for comparing configs id by id."""
+    if isinstance(value, dict) and value:
+        items = value.items()
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        items = enumerate(value)
+    else:
+        return {prefix: value}
+    flat = {}
+    for key, item in items:
+        flat.update(_flat(item, f"{prefix}#{key}" if prefix else str(key)))
+    return flat
+
+
+@pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])
+@pytest.mark.parametrize(
+    "config,evaluator,handlers,folder",
+    [
+        ("inference", "SynthesisEvaluator", ["ProgressBar", "SyntheticImageWriter"], "synthesis"),
+        (
+            "differentiation",
+            "DifferentiationEvaluator",
+            ["ProgressBar", "DifferentiationWriter", "MetricsTableWriter"],
+            "differentiation",
+        ),
+        ("evaluate", "DifferentiationEvaluator", ["ProgressBar", "MetricsTableWriter"], "evaluation"),
+    ],
+)
+def test_composed_configs_resolve_to_their_pipelines(bundle, config, evaluator, handlers, folder):
+    """What each config built when it was a full copy: its evaluator, handlers (in order) and output folder, and the
+    preprocessing: analysis configs drop no sequence, inference drops one; a datalist adds the reader first."""
+    parser = _parser(bundle, config)
+    assert parser["evaluator"]["_target_"].rsplit(".", 1)[-1] == evaluator
+    assert [h["_target_"].rsplit(".", 1)[-1] for h in parser["handlers"]] == handlers
+    assert parser.get_parsed_content("output_dir") == f"{BUNDLES / bundle}/eval/{folder}"
+    steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
+    dropped = [DeleteItemsd] if config == "inference" else []
+    assert steps == dropped + [PercentileScaleIntensityd]
+    parser = _parser(bundle, config, datalist="datalist.json")
+    assert [type(t) for t in parser.get_parsed_content("preprocessing").transforms] == [LoadImaged] + dropped + [
+        PercentileScaleIntensityd
+    ]
+
+
+@pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])
+def test_inference_drops_nothing_on_request(bundle):
+    """``--drop "[]"`` (synthesise only what a datalist lacks) leaves the reader and the normalisation alone."""
+    parser = _parser(bundle, "inference", drop=[])
+    assert [type(t) for t in parser.get_parsed_content("preprocessing").transforms] == [PercentileScaleIntensityd]
+
+
+@pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])
+@pytest.mark.parametrize("config", sorted(BASE_CONFIGS))
+def test_override_files_repeat_nothing_of_their_base(bundle, config):
+    """An override file holds only ids whose value differs from its base (a component it replaces is whole)."""
+    configs = BUNDLES / bundle / "configs"
+    base = ConfigParser(json.loads((configs / f"{BASE_CONFIGS[config]}.json").read_text()))
+    override = json.loads((configs / f"{config}.json").read_text())
+    repeated = [key for key, value in override.items() if key in base and base[key] == value]
+    assert override and not repeated, f"{config}.json repeats {repeated} of {BASE_CONFIGS[config]}.json: leave them out"
+
+
+# the ids where a brain and a breast config may differ: the protocol and what follows from it
+PROTOCOL_IDS = {
+    "protocol",  # the sequences and their codes
+    "phantom",  # BrainPhantomCohort / BreastPhantomCohort
+    "phantom_val",
+    "phantom_shape",  # breast phantom grid
+    "roi_size",  # 2.5D training crop of the protocol's field of view
+    "drop",  # the sequence inference removes from the phantom by default (T1Gd / DCE)
+    "normalise#nonzero",  # brain: percentiles over the skull-stripped brain
+    "normalise#fixed_ranges",  # breast: wash-in/wash-out by fixed windows
+    "handlers#1#model_name",  # the bundle's name in the synthetic images' headers
+    "evaluator#tumour_labels",  # breast phantom tumour label
+}
+
+
+@pytest.mark.parametrize("config", ["inference", "differentiation", "evaluate", "train", "multi_gpu_train"])
+def test_brain_and_breast_differ_only_where_the_protocols_differ(config):
+    brain, breast = (
+        _flat(ConfigParser.load_config_files(config_files(BUNDLES / b, config)))
+        for b in ("seq2seq_brain", "seq2seq_breast")
+    )
+    differ = {k for k in brain.keys() | breast.keys() if brain.get(k, "<absent>") != breast.get(k, "<absent>")}
+    differ = {k.split("#contour_keys#")[0] + "#contour_keys" if "#contour_keys#" in k else k for k in differ}
+    assert differ <= PROTOCOL_IDS | {"handlers#1#contour_keys"}, sorted(differ - PROTOCOL_IDS)
+    assert "protocol" in differ
+
+
+@pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])
+def test_training_and_inference_normalise_alike(bundle):
+    """The network must see at inference the intensities it was trained on (train.json and inference.json are
+    complete configs, so each holds the normalisation; MONAI resolves a ``%file#key`` macro against the working
+    directory, which would tie the bundle to one folder)."""
+    train, inference = (
+        ConfigParser.load_config_files(config_files(BUNDLES / bundle, c)) for c in ("train", "inference")
+    )
+    assert train["normalise"] == inference["normalise"]
+    assert train["load"] | {"keys": None} == inference["load"] | {"keys": None}  # inference also reads the label
+    assert train["network_def"]["_target_"] == inference["network_def"]["_target_"]
+    assert train["network_size"] == inference["network_def"]["name"]
+    assert train["network_variant"] == inference["network_def"]["variant"]
+
+
+def test_config_files_list_the_base_first_and_name_what_is_missing(tmp_path):
+    root = BUNDLES / "seq2seq_brain"
+    assert config_files(root, "evaluate") == [
+        str(root / "configs" / "inference.json"),
+        str(root / "configs" / "evaluate.json"),
+    ]
+    assert config_files(root, "train") == [str(root / "configs" / "train.json")]
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "differentiation.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="inference.json"):
+        config_files(tmp_path, "differentiation")

@@ -14,6 +14,7 @@ from monai.bundle import ConfigWorkflow
 from torchvision.models import vgg
 
 from monai_seq2seq.networks import build_seq2seq
+from monai_seq2seq.zoo.configs import config_files
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 TINY = {
@@ -232,7 +233,7 @@ def test_torchrun_two_ranks_agree(tmp_path):
             }
         )
     )
-    configs = [str(bundle / "configs" / "train.json"), str(bundle / "configs" / "multi_gpu_train.json"), str(extra)]
+    configs = [*config_files(bundle, "multi_gpu_train"), str(extra)]  # train.json, multi_gpu_train.json, extra
     args = {
         **TINY,
         **GEOMETRY["seq2seq_brain"],

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from monai_seq2seq.cli import profile, synthesize
+from monai_seq2seq.cli.bundle import bundle_workflow
 
 BRAIN = str(Path(__file__).resolve().parents[1] / "bundles" / "seq2seq_brain")
 
@@ -25,6 +26,16 @@ def test_synthesize_command_runs_the_bundle(tmp_path):
     )
     assert Path(out) == tmp_path
     assert len(list(tmp_path.rglob("*_T1Gd_synthetic.nii.gz"))) == 1
+
+
+def test_bundle_workflow_applies_overrides_and_leaves_none_out(tmp_path):
+    with bundle_workflow(BRAIN, "inference", output_dir=str(tmp_path), num_subjects=None, phantom_seed=7) as workflow:
+        assert workflow.parser.get_parsed_content("output_dir") == str(tmp_path)
+        assert workflow.parser.get_parsed_content("phantom_seed") == 7
+        assert workflow.parser.get_parsed_content("num_subjects") == 4  # the config's own value
+    with pytest.raises(ValueError, match="missing.json does not exist"):
+        with bundle_workflow(BRAIN, "missing"):
+            pass
 
 
 def test_not_a_bundle(tmp_path):

@@ -16,8 +16,11 @@ def test_demo_writes_report_summary_and_outputs(tmp_path):
     assert "shipped weights `models/model.pt`" in report and "## Sequence ranking" in report
     assert {r["sequence"] for r in summary["ranking"]} == {"T1", "T1Gd", "T2", "FLAIR"}
     row = summary["auc"][0]
-    for key in (AUC_KEY, AUC_TUMOUR_KEY, "M_d(FLAIR)", "T1Gd intensity"):
-        assert 0.0 <= row[key] <= 1.0 or math.isnan(row[key]), key
+    # 1 subject at 4 mm (the weights were trained at 2 mm): measured 0.76 for M_d(T1Gd), 0.49 for M_d(T1) and
+    # 0.998 for the T1Gd intensity itself, which finds its own planted enhancement.
+    assert row["T1Gd intensity"] > 0.95
+    assert row[AUC_KEY] > 0.7 and row[AUC_KEY] > row["M_d(T1)"] + 0.15, row
+    assert not math.isnan(row[AUC_TUMOUR_KEY])
     assert f"| {row['subject']} |" in report
     assert (tmp_path / "differentiation" / "ranking.json").is_file()
     assert list((tmp_path / "synthesis").rglob("*_synthetic.nii.gz"))

@@ -62,7 +62,7 @@ def test_silence_keeps_at_least_one():
 
 
 def test_collate_mask_and_placeholders():
-    slicer = Slices25Dd(NAMES, roi_size=(8, 8), random=False)
+    slicer = Slices25Dd(NAMES, roi_size=(8, 8), random=False, allow_missing_keys=True)  # samples lack sequences
     batch = availability_collate([slicer(_volume_sample(["T1", "T2"])), slicer(_volume_sample(["T1", "FLAIR"]))], NAMES)
     assert batch[MASK_KEY].tolist() == [[True, False, True, False], [True, False, False, True]]
     assert "T1Gd" not in batch and batch["T2"].shape == (2, 1, 3, 8, 8)

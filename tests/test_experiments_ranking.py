@@ -1,6 +1,7 @@
 """Table 2 analogue (experiments/ranking_table.py): runs the bundles' differentiation configs and writes the table."""
 
 import json
+import re
 
 import pytest
 
@@ -14,8 +15,15 @@ def test_tiny_run_writes_table_json_and_figure(tmp_path):
         assert len(table) == n
         assert sorted(r["rank_C_d"] for r in table) == list(range(1, n + 1))
         assert {r["sequence"] for r in table} == set(PAPER_TABLE2[protocol]) == set(PLANTED[protocol])
-        assert isinstance(payload["results"][protocol]["expectation_met"], bool)
+    # the recorded verdict reads the ranks of the table it sits beside, and the Markdown says the same
+    ranks = {p: {r["sequence"]: r["rank_C_d"] for r in payload["results"][p]["ranking"]["table"]} for p in PLANTED}
+    brain_met = ranks["brain"]["T1Gd"] == 1
+    breast_met = ranks["breast"]["WashIn"] > 4 and ranks["breast"]["WashOut"] > 4
+    assert payload["results"]["brain"]["expectation_met"] is brain_met
+    assert payload["results"]["breast"]["expectation_met"] is breast_met
     text = (tmp_path / "table2_ranking.md").read_text()
+    verdicts = re.findall(r"Expected from the planted truth: .*: \*\*(met|NOT met)\*\*", text)
+    assert verdicts == ["met" if brain_met else "NOT met", "met" if breast_met else "NOT met"]
     assert "| T1Gd |" in text and "| WashOut |" in text and "1.734 (1)" in text  # paper's T1Gd C_d beside ours
     assert "mode: tiny" in text and "Expected from the planted truth" in text
     on_disk = json.loads((tmp_path / "table2_ranking.json").read_text())

@@ -1,10 +1,11 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from experiments.segmentation_subsets import REGIONS, SUBSETS, main, prepare_subject, run_experiment
+from experiments.segmentation_subsets import REGIONS, SUBSETS, main, paired_test, prepare_subject, run_experiment
 
 
 def test_tiny_segmentation_outputs(tmp_path):
@@ -12,14 +13,22 @@ def test_tiny_segmentation_outputs(tmp_path):
     md = (tmp_path / "table3_segmentation.md").read_text()
     assert (tmp_path / "table3_segmentation.png").stat().st_size > 0
     data = json.loads((tmp_path / "table3_segmentation.json").read_text())
+    reference = np.asarray(data["per_subject"]["all four"]["dice"], float)
     for name in SUBSETS:
         assert f"| {name} |" in md
         r = data["per_subject"][name]
         assert r["subjects"] == data["per_subject"]["all four"]["subjects"]
         assert all(0.0 <= v <= 1.0 for row in r["dice"] for v in row)
-        for reg in REGIONS:
+        dice = np.asarray(r["dice"], float)
+        for k, reg in enumerate(REGIONS):
             s = payload["summary"][name][f"dice_{reg}"]
-            assert (s["p"] is not None and 0.0 <= s["p"] <= 1.0) or (s["p"] is None and s["p_reason"])
+            # the summary is computed from the per-subject Dice written beside it
+            assert s["n"] == len(r["subjects"]) == 2 and s["mean"] == pytest.approx(dice[:, k].mean())
+            if name == "all four":
+                assert s["p"] is None and s["p_reason"] == "reference"
+                continue
+            p, why = paired_test(dice[:, k], reference[:, k], "less")  # NaN p: the test is undefined, say why
+            assert (s["p"], s["p_reason"]) == ((None, why) if math.isnan(p) else (pytest.approx(p), ""))
     assert "Dice ET" in md and "ASSD WT" in md
     assert "0.848 ± 0.201" in md  # the paper's T1Gd row sits beside ours
     assert data["data"]["source"] == "brain phantom" and data["data"]["test_seed"] == 1000

@@ -11,13 +11,12 @@ from experiments.variants_table import (
     PAIR_METHOD,
     TRANSLATIONS,
     VARIANTS,
-    PlainEncoderDecoder,
-    count_macs,
+    build_method_networks,
     main,
     pair_iterations,
     run_experiment,
 )
-from monai_seq2seq.networks import build_seq2seq
+from monai_seq2seq.networks import PlainEncoderDecoder, build_seq2seq, count_macs
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +48,26 @@ def test_tiny_writes_table_json_and_figure(tiny_run):
 def test_tiny_rows_counts_and_metrics(tiny_run):
     _, payload = tiny_run
     expected_pairs = {f"{s}->{t}" for s, t in TRANSLATIONS}
-    assert len(expected_pairs) == 12
+    n_test = payload["data"]["n_test"]
     for name, row in payload["methods"].items():
         assert row["translations_evaluated"] == 12
         assert set(row["per_translation"]) == expected_pairs
         assert row["n_models"] == (12 if name == PAIR_METHOD else 1)
-        assert math.isfinite(row["mean"]["psnr"]["mean"])
         assert all(math.isfinite(tr["psnr"]["mean"]) for tr in row["per_translation"].values())
-        assert -1.0 <= row["mean"]["ssim"]["mean"] <= 1.0
-        assert row["macs_per_slice"] > 0
+        # the summary is the mean/std of the per-subject records: every subject x translation once
+        records = row["per_subject"]
+        assert sorted((r["source"], r["target"]) for r in records) == sorted(TRANSLATIONS * n_test)
+        for metric in ("psnr", "ssim"):
+            values = [r[metric] for r in records]
+            assert row["mean"][metric]["n"] == len(values) == 12 * n_test
+            assert row["mean"][metric]["mean"] == pytest.approx(sum(values) / len(values))
+        first = f"{TRANSLATIONS[0][0]}->{TRANSLATIONS[0][1]}"
+        first_values = [r["ssim"] for r in records if (r["source"], r["target"]) == TRANSLATIONS[0]]
+        assert row["per_translation"][first]["ssim"]["mean"] == pytest.approx(sum(first_values) / n_test)
+        # the MACs are those of one translation of the evaluated slice by the method's (first) network
+        net = build_method_networks(name, "tiny")[0]
+        probe = torch.zeros(1, 1, *row["slice_size"])
+        assert row["macs_per_slice"] == (count_macs(net, probe, 1) if name in VARIANTS else count_macs(net, probe))
         assert sum(row["iterations_run"]) == row["total_iterations"] == row["iterations_per_model"] * row["n_models"]
     budget = payload["budget"]
     assert payload["methods"][PAIR_METHOD]["iterations_per_model"] == budget["pair_iterations"]
@@ -84,17 +94,13 @@ def test_unknown_mode_is_a_clear_error(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_budget_split_and_mac_counter():
+def test_budget_split():
     assert pair_iterations(3, "split") == 1 and pair_iterations(400, "split") == 34
     assert pair_iterations(400, "same") == 400
     with pytest.raises(ValueError, match="pair_budget"):
         pair_iterations(10, "half")
-    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
-    assert count_macs(conv, torch.zeros(1, 3, 8, 8)) == 4 * 3 * 9 * 64
-    model = PlainEncoderDecoder.from_config("tiny")
-    x = torch.rand(2, 1, 3, 16, 20) * 2 - 1
-    y = model(x)
-    assert y.shape == x.shape and y.abs().max() < 1
+    with pytest.raises(ValueError, match="unknown method 'Pix2Pix'"):
+        build_method_networks("Pix2Pix", "tiny")
 
 
 def test_datalist_mode(tmp_path):

@@ -171,3 +171,20 @@ def test_enhanced_multiframe_frame_count_mismatch(tmp_path):
     ds.save_as(tmp_path / "bad.dcm")
     with pytest.raises(DicomTagError, match=r"bad.dcm'.*NumberOfFrames \(0028,0008\) is 175 .* 176 items"):
         read_dicom_series(tmp_path)
+
+
+def test_mosaic_corner_is_nibabels_slice_step_is_the_header_spacing(tmp_path):
+    """Why io/dicom_series._mosaic_slices takes the corner from nibabel's MosaicWrapper but not its slice normal."""
+    shutil.copy(_siemens(SIEMENS[0.0]), tmp_path / "b0.dcm.gz")
+    _, meta = read_dicom_series(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import dicomwrappers
+
+        wrapper = dicomwrappers.wrapper_from_data(pydicom.dcmread(gzip.open(tmp_path / "b0.dcm.gz")))
+    assert isinstance(wrapper, dicomwrappers.MosaicWrapper)
+    np.testing.assert_array_equal(np.diag([-1.0, -1.0, 1.0]) @ meta["affine"][:3, 3], wrapper.image_position)
+    # SpacingBetweenSlices is 3.0: our slice axis has that length; nibabel crosses the cosines as written
+    # (ImageOrientationPatient's column cosine has norm 0.9999997) and its slices come out 2.99996 mm apart
+    assert abs(np.linalg.norm(meta["affine"][:3, 2]) - 3.0) < 1e-12
+    assert abs(np.linalg.norm(wrapper.affine[:3, 2]) - 3.0) > 1e-7

@@ -406,3 +406,26 @@ def test_dce_as_one_series_per_timepoint(tmp_path, vol4d):
     np.testing.assert_array_equal(np.moveaxis(arr, -1, 0), vol4d)
     assert meta["frame_axis"] == "time" and meta["frame_values"] == [0.0, 80.0, 160.0]
     assert meta["sequence"] == "DCE"
+
+
+def test_enhanced_file_nibabel_refuses_is_read(tmp_path, vol4d):
+    """Why io/dicom_multiframe.py is ours: nibabel's MultiframeWrapper needs DimensionIndexValues in every frame
+    (and wrapper_from_data the Enhanced MR SOP class); files that place frames by their functional groups alone,
+    as the enhanced-style files built here, are refused by nibabel and read by us."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import dicomwrappers
+
+    paths = write_dicom_series(vol4d, AFFINE, tmp_path / "classic", frame_axis="bvalue", frame_values=[0, 800, 1500])
+    (tmp_path / "enh").mkdir()
+    _enhanced_from_classic(paths, tmp_path / "enh" / "dwi.dcm")
+    ds = pydicom.dcmread(tmp_path / "enh" / "dwi.dcm")
+    with pytest.raises(dicomwrappers.WrapperError, match="Not enough information for affine"):
+        _ = dicomwrappers.wrapper_from_data(ds).affine
+    with pytest.raises(dicomwrappers.WrapperError, match="DimensionIndexValues"):
+        _ = dicomwrappers.MultiframeWrapper(ds).image_shape
+    arr, meta = read_dicom_series(tmp_path / "enh")
+    np.testing.assert_array_equal(np.moveaxis(arr, -1, 0), vol4d)
+    np.testing.assert_allclose(meta["affine"], AFFINE, atol=1e-4)

@@ -7,6 +7,7 @@ from monai_seq2seq.core.protocols import BREAST, DCE_TIMES_S, DWI_BVALUES
 from monai_seq2seq.phantoms.breast import BreastPhantomConfig, generate_breast_subject
 from monai_seq2seq.phantoms.signal import enhancement, ivim_attenuation, wash_in_out
 from monai_seq2seq.phantoms.tissues import BREAST_TISSUES, FAT_SATURATION_FACTOR, KINETIC_TYPES
+from monai_seq2seq.transforms.dwi import ivim_signal
 
 SMALL = dict(shape=(80, 48, 32), spacing=4.0)
 CLEAN = dict(snr=None, bias_strength=0.0, intensity_jitter=0.0, keep_fractions=True, **SMALL)
@@ -131,6 +132,17 @@ def test_ivim_attenuation_formula():
     att = ivim_attenuation([0.0, 150.0, 800.0], 1e-3, 0.1)
     expected = 0.1 * np.exp(-np.array([0, 150, 800]) * 1e-2) + 0.9 * np.exp(-np.array([0, 150, 800]) * 1e-3)
     np.testing.assert_allclose(att, expected)
+
+
+def test_ivim_attenuation_is_the_transforms_model_in_float64():
+    rng = np.random.default_rng(0)
+    adc, f = rng.uniform(2e-4, 3e-3, (5, 7)), rng.uniform(0.0, 0.3, (5, 7))
+    b = np.array([0.0, 150.0, 800.0, 1500.0]).reshape(-1, 1, 1)
+    att = ivim_attenuation(b.ravel(), adc, f, dstar_factor=10.0)
+    assert isinstance(att, np.ndarray) and att.dtype == np.float64 and att.shape == (4, 5, 7)
+    np.testing.assert_allclose(att, f * np.exp(-b * 10.0 * adc) + (1 - f) * np.exp(-b * adc), rtol=1e-14, atol=0)
+    model = ivim_signal(np.float64(1.0), adc, f, 10.0 * adc, b.ravel()).numpy()
+    np.testing.assert_array_equal(att, model)  # one owner: the phantom evaluates the transforms' model
 
 
 def _p99(frame):

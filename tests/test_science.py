@@ -11,6 +11,7 @@ import pytest
 from monai.bundle import ConfigWorkflow
 
 from monai_seq2seq.cli.demo import planted_region_auc
+from monai_seq2seq.zoo.configs import config_files
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
@@ -24,7 +25,7 @@ def _weights_or_skip(bundle: str) -> Path:
 
 def _differentiation(root: Path, out: Path, **overrides):
     workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / "differentiation.json"),
+        config_file=config_files(root, "differentiation"),
         meta_file=str(root / "configs" / "metadata.json"),
         logging_file=None,
         workflow_type="inference",

@@ -86,7 +86,7 @@ def test_frame_count_check():
 
 def test_frame_dict_twins_match_arrays():
     sample = {"DCE": _series([90.0, 0.0, 180.0]), "T1": _series([0.0])}
-    out = SortFramesd(["DCE", "DWI"])(sample)
+    out = SortFramesd(["DCE", "DWI"], allow_missing_keys=True)(sample)
     torch.testing.assert_close(out["DCE"].as_tensor(), SortFrames()(sample["DCE"]).as_tensor())
     out = ResampleFramesd("DCE", target_values=[0.0, 45.0])(sample)
     torch.testing.assert_close(out["DCE"].as_tensor(), ResampleFrames([0.0, 45.0])(sample["DCE"]).as_tensor())
@@ -167,4 +167,6 @@ def test_wash_in_out_dict_adds_keys_and_refuses_overwrite():
         WashInOutd("DCE")({"DCE": img, "WashIn": img[:1], "subject": "s"})
     again = WashInOutd("DCE", overwrite=True)({"DCE": img, "WashIn": img[:1]})
     torch.testing.assert_close(again["WashIn"].as_tensor(), out["WashIn"].as_tensor())
-    assert WashInOutd("DCE")({"T1": img}) == {"T1": img}
+    assert WashInOutd("DCE", allow_missing_keys=True)({"T1": img}) == {"T1": img}
+    with pytest.raises(KeyError, match="DCE"):
+        WashInOutd("DCE")({"T1": img})

@@ -11,8 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, LoadImaged
 
 from monai_seq2seq.core import BREAST, DCE_TIMES_S, DWI_BVALUES
-from monai_seq2seq.inference import save_volume
-from monai_seq2seq.io import DicomSeriesReader, FrameValuesError, write_dicom_study
+from monai_seq2seq.io import DicomSeriesReader, FrameValuesError, save_volume, write_dicom_study
 from monai_seq2seq.transforms import (
     CheckSequenced,
     FromSymmetricRange,

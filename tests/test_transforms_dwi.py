@@ -263,7 +263,9 @@ def test_dict_twins_equal_array_versions():
     for i, key in enumerate(("D", "f", "Dstar")):
         assert ivim[key].shape == (1, *SHAPE) and torch.equal(ivim[key].as_tensor(), maps[i : i + 1].as_tensor())
     assert ivim["f"].meta["channels"] == ["f"]
-    assert SelectBValuesd("DWI", bvalues=[0.0])({"T1": 1}) == {"T1": 1}  # missing key allowed by default
+    assert SelectBValuesd("DWI", bvalues=[0.0], allow_missing_keys=True)({"T1": 1}) == {"T1": 1}
+    with pytest.raises(KeyError, match="DWI"):  # MONAI's default: a missing key is an error
+        SelectBValuesd("DWI", bvalues=[0.0])({"T1": 1})
 
 
 def test_adcmapd_refuses_overwrite():

@@ -46,7 +46,10 @@ def test_committed_index_matches_the_bundles_in_the_repo(tmp_path):
     index = json.loads((BUNDLES / "model_info.json").read_text())
     for key, entry in index.items():
         archive = pack_bundle(BUNDLES / entry["name"], tmp_path)
-        assert archive.name == f"{key}.zip" == entry["source"]
+        assert archive.name == f"{key}.zip" == entry["source"], (
+            f"bundles/model_info.json lists {key} but bundles/{entry['name']} packs to {archive.name}: the committed "
+            "index lists the versions in the repository; after `seq2seq zoo pack` remove the previous version's entry."
+        )
         assert sha256_file(archive) == entry["sha256"], (
             f"bundles/{entry['name']} changed since bundles/model_info.json was written: bump the version and run "
             f"`seq2seq zoo pack bundles/{entry['name']} --out dist --index bundles/model_info.json`."

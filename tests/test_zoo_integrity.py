@@ -1,7 +1,17 @@
+import hashlib
+
 import pytest
 import torch
 
-from monai_seq2seq.core.integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file
+from monai_seq2seq.core.integrity import (
+    IntegrityError,
+    expected_hash,
+    load_weights,
+    name_hash_prefix,
+    record_hash,
+    sha256_file,
+    sha256_prefix_matches,
+)
 
 
 def _bundle(tmp_path):
@@ -57,3 +67,21 @@ def test_record_hash_updates_large_files(tmp_path):
     assert digest == sha256_file(weights) and expected_hash(tmp_path) == digest
     assert "file:///nowhere/model.pt" in (tmp_path / "large_files.yml").read_text()  # the url is kept
     assert torch.equal(load_weights(weights, bundle_dir=tmp_path)["w"], torch.ones(3))
+
+
+def test_sha256_file_is_hashlib_sha256(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(range(256)) * 5000)  # more than one 1 MiB chunk
+    assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_torchvision_name_prefix(tmp_path):
+    assert name_hash_prefix("vgg19-dcbb9e9d.pth") == "dcbb9e9d"
+    assert name_hash_prefix("/cache/alexnet-owt-7be5be79.pth") == "7be5be79"
+    # no "-<8 characters>" at the end of the name: nothing to check ("backbone" alone is 8 characters long)
+    assert name_hash_prefix("backbone.pth") is None and name_hash_prefix("vgg19-abc.pth") is None
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    assert sha256_prefix_matches(path, digest[:8]) and sha256_prefix_matches(path, digest[:8].upper())
+    assert not sha256_prefix_matches(path, "00000000" if not digest.startswith("00000000") else "11111111")

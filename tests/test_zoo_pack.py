@@ -45,12 +45,25 @@ def test_pack_and_extract_round_trip(tmp_path):
     check_bundle(out)
 
 
-def test_real_bundles_pass_the_checks(tmp_path):
-    for name in ("seq2seq_brain", "seq2seq_breast"):
-        bundle = BRAIN.parent / name
-        if not (bundle / "models" / "model.pt").is_file():
-            pytest.skip(f"{name} has no shipped weights")
-        assert check_bundle(bundle)["version"] in check_bundle(bundle)["changelog"]
+@pytest.mark.parametrize("name", ["seq2seq_brain", "seq2seq_breast"])
+def test_real_bundles_pass_the_checks(name):
+    bundle = BRAIN.parent / name
+    if not (bundle / "models" / "model.pt").is_file():
+        pytest.skip(f"{name} has no shipped weights")
+    meta = check_bundle(bundle)
+    assert meta["name"] == name and meta["version"] in meta["changelog"]
+
+
+def test_a_config_macro_naming_a_file_is_refused(tmp_path):
+    """``%file#key`` resolves against the working directory: a bundle using one is not self-contained."""
+    bundle = _tiny_bundle(tmp_path)
+    (bundle / "configs" / "evaluate.json").write_text(
+        json.dumps({"handlers": [{"_target_": "X", "writer": "%../../transforms/brain_preprocessing.json#load"}]})
+    )
+    with pytest.raises(IntegrityError, match=r"evaluate.json: %../../transforms/brain_preprocessing.json#load"):
+        pack_bundle(bundle, tmp_path / "dist")
+    (bundle / "configs" / "evaluate.json").write_text(json.dumps({"net": "%network_def", "other": "%#net"}))
+    check_bundle(bundle)  # macros within the config itself are fine
 
 
 @pytest.mark.parametrize("attack", ["tampered", "truncated", "wrong_hash", "escape", "link", "two_tops"])
@@ -149,6 +162,18 @@ def test_monai_download_load_and_run_offline(tmp_path, name, geometry, dropped):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list(out.rglob(f"*_{dropped}_synthetic.nii.gz"))) == 1
+    if name != "seq2seq_brain":
+        return  # one composed config is enough (and the breast all-pairs analysis is slow on a CPU)
+    composed = "['configs/inference.json','configs/evaluate.json']"  # as documented, from the bundle folder
+    done = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", composed, "--num_subjects", "1", *geometry],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| T1 -> T1Gd |" in (root / "eval" / "evaluation" / "metrics.md").read_text()
 
 
 def test_zoo_cli_pack_install_check(tmp_path):

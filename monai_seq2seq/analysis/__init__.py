@@ -4,7 +4,7 @@ from .centrality import HIGHER_IS_BETTER, SequenceRanking, rank_sequences
 from .engine import DifferentiationEvaluator, DifferentiationWriter, MetricsTableWriter
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .maps import differentiation_map
-from .metrics import masked_ssim, pair_metrics
+from .metrics import masked_ssim, synthesis_scores
 from .perceptual import LPIPSStatus, load_lpips
 from .subject import SubjectAnalysis, analyse_subject, cohort_ranking
 
@@ -20,7 +20,7 @@ __all__ = [
     "cohort_ranking",
     "load_lpips",
     "masked_ssim",
-    "pair_metrics",
+    "synthesis_scores",
     "differentiation_map",
     "plot_adjacency",
     "plot_overlays",

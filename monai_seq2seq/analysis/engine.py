@@ -14,9 +14,9 @@ import torch
 from monai.engines import Evaluator
 
 from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
+from monai_seq2seq.io.nifti_writer import affine_of, save_volume
 
 from ..inference.engine import subject_volumes
-from ..inference.nifti_out import affine_of, save_volume
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .perceptual import LPIPSStatus, load_lpips
 from .subject import SubjectAnalysis, analyse_subject, cohort_ranking

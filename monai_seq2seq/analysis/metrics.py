@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from monai.metrics import PSNRMetric
 
-__all__ = ["pair_metrics", "masked_ssim", "ssim_map"]
+__all__ = ["synthesis_scores", "masked_ssim", "ssim_map"]
 
 SSIM_KERNEL = 11
 SSIM_SIGMA = 1.5
@@ -95,7 +95,7 @@ def _region_mean(local: torch.Tensor, mask: torch.Tensor) -> float:
     return float(local[region].mean()) if region.any() else float("nan")
 
 
-def pair_metrics(
+def synthesis_scores(
     pred: torch.Tensor,
     target: torch.Tensor,
     lpips_model: torch.nn.Module | None = None,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from monai_seq2seq.core.integrity import name_hash_prefix, sha256_prefix_matches
 
 __all__ = ["ALEXNET_FILE", "LPIPSStatus", "load_lpips", "default_alexnet_path"]
 
@@ -26,14 +27,6 @@ class LPIPSStatus:
 def default_alexnet_path() -> Path:
     """Where torchvision caches the AlexNet weights (``torch.hub.get_dir()/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_lpips(backbone_path: str | Path | None = None, check_hash: bool = True):
@@ -56,8 +49,8 @@ def load_lpips(backbone_path: str | Path | None = None, check_hash: bool = True)
         import torchvision
     except ImportError as err:
         return None, LPIPSStatus(False, None, f"LPIPS needs the 'perceptual' extra ({err.name} missing).")
-    prefix = path.stem.rsplit("-", 1)[-1]
-    if check_hash and len(prefix) == 8 and not _sha256(path).startswith(prefix):
+    prefix = name_hash_prefix(path)
+    if check_hash and prefix is not None and not sha256_prefix_matches(path, prefix):
         return None, LPIPSStatus(False, str(path), f"{path} does not match its sha256 prefix {prefix}; LPIPS left out.")
     state = torch.load(path, map_location="cpu", weights_only=True)
     features = torchvision.models.alexnet().features

@@ -11,7 +11,7 @@ import torch
 
 from .centrality import SequenceRanking, rank_sequences
 from .maps import differentiation_map
-from .metrics import pair_metrics
+from .metrics import synthesis_scores
 
 __all__ = ["SubjectAnalysis", "analyse_subject", "cohort_ranking", "identity_prediction"]
 
@@ -87,10 +87,10 @@ def analyse_subject(
         info[target]["available_sources_only"] = len(names) < len(synthesizer.protocol)
         for source in names:
             pred = predictions[target][source]
-            metrics[(source, target)] = pair_metrics(pred, volumes[target], lpips_model, foreground, tumour)
+            metrics[(source, target)] = synthesis_scores(pred, volumes[target], lpips_model, foreground, tumour)
             if identity_baseline and source != target:
                 plain = identity_prediction(volumes[source], volumes[target].shape[0])
-                base = pair_metrics(plain, volumes[target], None, foreground)
+                base = synthesis_scores(plain, volumes[target], None, foreground)
                 metrics[(source, target)].update(psnr_identity=base["psnr"], ssim_identity=base["ssim"])
     return SubjectAnalysis(subject, names, maps, info, metrics, predictions if keep_predictions else {})
 

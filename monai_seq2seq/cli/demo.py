@@ -1,17 +1,15 @@
 """The main job on the embedded phantom: differentiation maps, ranking and synthesis with a bundle, plus a report.
 
 ``make demo`` runs ``python -m monai_seq2seq.cli.demo --out outputs``: it generates held-out brain phantom subjects,
-runs the brain bundle's ``differentiation.json`` and ``inference.json`` through MONAI's ``ConfigWorkflow`` with the
-shipped (sha256-checked) weights, checks the science against the phantom's ground truth and writes
-``outputs/report.md`` with the figures.
+runs the brain bundle's ``differentiation.json`` and ``inference.json`` through MONAI's ``ConfigWorkflow``
+(:mod:`monai_seq2seq.cli.bundle`) with the shipped (sha256-checked) weights, checks the science against the
+phantom's ground truth and writes ``outputs/report.md`` with the figures.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,9 @@ import numpy as np
 import torch
 
 from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
+from monai_seq2seq.core.machine import describe_machine
+
+from .bundle import bundle_workflow, run_bundle_config
 
 __all__ = ["run_demo", "planted_region_auc"]
 
@@ -43,24 +44,22 @@ def planted_region_auc(
     return float(roc_auc_score(truth, score[mask].numpy()))
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} logical CPUs, torch {torch.__version__}"
-
-
-def _workflow(config: Path, bundle: Path, **overrides: Any):
-    from monai.bundle import ConfigWorkflow
-
-    workflow = ConfigWorkflow(
-        config_file=str(config),
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=None,
-        workflow_type="inference",
-        bundle_root=str(bundle),
-        **overrides,
-    )
-    workflow.initialize()
-    return workflow
+def _region_aucs(evaluator: Any) -> list[dict[str, Any]]:
+    """Per analysed subject: AUCs of the maps and of the T1Gd intensity for the planted region (see the report)."""
+    aucs = []
+    for analysis in evaluator.state.analyses:
+        subject = analysis.reference
+        foreground = evaluator._masks(subject)[0]  # noqa: SLF001 - same mask the maps used
+        row = {"subject": analysis.subject}
+        row[AUC_KEY] = planted_region_auc(analysis.maps["T1Gd"], subject["label"], foreground)
+        for other in ("T1", "T2", "FLAIR"):
+            row[f"M_d({other})"] = planted_region_auc(analysis.maps[other], subject["label"], foreground)
+        row["T1Gd intensity"] = planted_region_auc(subject["T1Gd"], subject["label"], foreground)
+        tumour = torch.as_tensor(subject["label"]).reshape(-1, *subject["label"].shape[-3:])[0] > 0
+        row[AUC_TUMOUR_KEY] = planted_region_auc(analysis.maps["T1Gd"], subject["label"], tumour)
+        row["T1Gd intensity in tumour"] = planted_region_auc(subject["T1Gd"], subject["label"], tumour)
+        aucs.append(row)
+    return aucs
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -113,47 +112,27 @@ def run_demo(
     common = {"num_subjects": subjects, "phantom_seed": seed, "phantom_spacing": spacing, "load_weights": trained}
 
     t0 = time.perf_counter()
-    diff = _workflow(
-        bundle_dir / "configs" / "differentiation.json",
-        bundle_dir,
-        output_dir=str(out_dir / "differentiation"),
-        **common,
-    )
-    diff.run()
-    t_diff = time.perf_counter() - t0
-    evaluator = diff.parser.get_parsed_content("evaluator")
+    with bundle_workflow(bundle_dir, "differentiation", output_dir=str(out_dir / "differentiation"), **common) as diff:
+        diff.run()
+        t_diff = time.perf_counter() - t0
+        aucs = _region_aucs(diff.parser.get_parsed_content("evaluator"))
     ranking = json.loads((out_dir / "differentiation" / "ranking.json").read_text())
-    aucs = []
-    for analysis in evaluator.state.analyses:
-        subject = analysis.reference
-        foreground = evaluator._masks(subject)[0]  # noqa: SLF001 - same mask the maps used
-        row = {"subject": analysis.subject}
-        row[AUC_KEY] = planted_region_auc(analysis.maps["T1Gd"], subject["label"], foreground)
-        for other in ("T1", "T2", "FLAIR"):
-            row[f"M_d({other})"] = planted_region_auc(analysis.maps[other], subject["label"], foreground)
-        row["T1Gd intensity"] = planted_region_auc(subject["T1Gd"], subject["label"], foreground)
-        tumour = torch.as_tensor(subject["label"]).reshape(-1, *subject["label"].shape[-3:])[0] > 0
-        row[AUC_TUMOUR_KEY] = planted_region_auc(analysis.maps["T1Gd"], subject["label"], tumour)
-        row["T1Gd intensity in tumour"] = planted_region_auc(subject["T1Gd"], subject["label"], tumour)
-        aucs.append(row)
-    diff.finalize()
 
     t0 = time.perf_counter()
-    synth = _workflow(
-        bundle_dir / "configs" / "inference.json",
+    # the demo's own outputs: reruns replace them
+    run_bundle_config(
         bundle_dir,
+        "inference",
         output_dir=str(out_dir / "synthesis"),
         **{**common, "num_subjects": 1, "overwrite": True},
-    )  # the demo's own outputs: reruns replace them
-    synth.run()
-    synth.finalize()
+    )
     t_synth = time.perf_counter() - t0
 
     table = ranking["table"]
     first_cd = min(table, key=lambda r: r["rank_C_d"])["sequence"]
     summary = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": describe_machine(),
         "weights": "shipped" if trained else "untrained",
         "subjects": subjects,
         "spacing_mm": spacing,

@@ -5,7 +5,17 @@ Every other package may import from here; nothing here imports another package o
 
 from .errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
 from .files import atomic_write, atomic_write_text, ensure_writable_dir, refuse_overwrite_inputs
-from .integrity import IntegrityError, expected_hash, load_weights, record_hash, sha256_file, verify_sha256
+from .integrity import (
+    IntegrityError,
+    expected_hash,
+    load_weights,
+    name_hash_prefix,
+    record_hash,
+    sha256_file,
+    sha256_prefix_matches,
+    verify_sha256,
+)
+from .machine import describe_machine, machine_info
 from .protocols import (
     BRAIN,
     BREAST,
@@ -34,14 +44,18 @@ __all__ = [
     "UnreadableFileError",
     "atomic_write",
     "atomic_write_text",
+    "describe_machine",
     "ensure_writable_dir",
     "expected_hash",
     "get_protocol",
     "list_protocols",
     "load_weights",
+    "machine_info",
+    "name_hash_prefix",
     "record_hash",
     "refuse_overwrite_inputs",
     "register_protocol",
     "sha256_file",
+    "sha256_prefix_matches",
     "verify_sha256",
 ]

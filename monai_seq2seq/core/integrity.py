@@ -9,7 +9,16 @@ from typing import Any
 import torch
 import yaml
 
-__all__ = ["IntegrityError", "sha256_file", "verify_sha256", "expected_hash", "load_weights", "record_hash"]
+__all__ = [
+    "IntegrityError",
+    "sha256_file",
+    "verify_sha256",
+    "name_hash_prefix",
+    "sha256_prefix_matches",
+    "expected_hash",
+    "load_weights",
+    "record_hash",
+]
 
 
 class IntegrityError(ValueError):
@@ -17,6 +26,12 @@ class IntegrityError(ValueError):
 
 
 def sha256_file(path: str | Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks: the one digest function of the package.
+
+    MONAI's ``monai.apps.utils.check_hash`` computes the same digest but returns only a bool, prints an INFO line
+    to stdout on every success (it would change what ``make demo`` prints) and turns a read error into ``False``;
+    our callers need the digest itself (error messages, ``large_files.yml``, zoo indexes), so it is computed here.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -38,6 +53,24 @@ def verify_sha256(path: str | Path, expected: str) -> str:
             f"{path} has sha256 {actual}, expected {expected}: the file is corrupted or was replaced; refusing it."
         )
     return actual
+
+
+def name_hash_prefix(path: str | Path) -> str | None:
+    """The hash prefix in a torchvision-style weight file name (``vgg19-dcbb9e9d.pth`` -> ``"dcbb9e9d"``), or None.
+
+    torchvision names its weight files ``<name>-<first 8 hex digits of the sha256>.pth``; a name whose last
+    ``-``-separated part is not 8 characters long carries no prefix.
+    """
+    stem = Path(path).stem
+    if "-" not in stem:
+        return None
+    prefix = stem.rsplit("-", 1)[-1]
+    return prefix if len(prefix) == 8 else None
+
+
+def sha256_prefix_matches(path: str | Path, prefix: str) -> bool:
+    """Whether ``path``'s sha256 starts with ``prefix`` (e.g. from :func:`name_hash_prefix`)."""
+    return sha256_file(path).startswith(str(prefix).lower())
 
 
 def expected_hash(bundle_dir: str | Path, relative_path: str = "models/model.pt") -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +60,36 @@ class DatalistError(ValueError):
     """A cohort folder does not fit its layout: no subjects, a subject without sequences, clashing files."""
 
 
+def _entry_key(path: Path, sid: str, proto: Protocol) -> str | None:
+    """The entry key of a file of subject ``sid``: ``"label"``, ``"unique-<Sequence>"``, a sequence name, or
+    ``None`` when it is not a NIfTI file of the subject or names nothing of the protocol."""
+    m = _NIFTI.match(path.name)
+    if not path.is_file() or m is None:
+        return None
+    stem = m.group("stem")
+    if not stem.startswith(f"{sid}_"):
+        return None
+    suffix = stem[len(sid) + 1 :]
+    if suffix.lower() in _LABEL_SUFFIXES:
+        return "label"
+    if suffix.lower().startswith("unique-") and suffix[7:] in proto:
+        return f"unique-{proto.canonical(suffix[7:])}"
+    return proto.match_filename(path.name)
+
+
+def _dicom_folders(subject_dir: Path, proto: Protocol, found: dict[str, Path]) -> dict[str, Path]:
+    """Non-empty ``<sid>/dicom/<Sequence>/`` folders of sequences not in ``found``."""
+    folders: dict[str, Path] = {}
+    if not (subject_dir / "dicom").is_dir():
+        return folders
+    for seq_dir in sorted((subject_dir / "dicom").iterdir()):
+        if seq_dir.is_dir() and seq_dir.name in proto:
+            name = proto.canonical(seq_dir.name)
+            if name not in found and name not in folders and any(seq_dir.iterdir()):
+                folders[name] = seq_dir.resolve()
+    return folders
+
+
 def scan_subject(subject_dir: str | os.PathLike, protocol: str | Protocol, use_dicom: bool = False) -> dict[str, Any]:
     """One datalist entry from a subject folder ``<root>/<sid>`` (absolute paths).
 
@@ -81,32 +110,15 @@ def scan_subject(subject_dir: str | os.PathLike, protocol: str | Protocol, use_d
     found: dict[str, Path] = {}
     extra: dict[str, Path] = {}
     for path in sorted(subject_dir.iterdir()):
-        m = _NIFTI.match(path.name)
-        if not path.is_file() or m is None:
+        key = _entry_key(path, sid, proto)
+        if key is None:
             continue
-        stem = m.group("stem")
-        if not stem.startswith(f"{sid}_"):
-            continue
-        suffix = stem[len(sid) + 1 :]
-        if suffix.lower() in _LABEL_SUFFIXES:
-            key = "label"
-        elif suffix.lower().startswith("unique-") and suffix[7:] in proto:
-            key = f"unique-{proto.canonical(suffix[7:])}"
-        else:
-            name = proto.match_filename(path.name)
-            if name is None:
-                continue
-            key = name
         target = found if key in proto.names else extra
         if key in target:
             raise DatalistError(f"subject {sid!r}: two files for {key!r}: {str(target[key])!r} and {str(path)!r}.")
         target[key] = path.resolve()
-    if use_dicom and (subject_dir / "dicom").is_dir():
-        for seq_dir in sorted((subject_dir / "dicom").iterdir()):
-            if seq_dir.is_dir() and seq_dir.name in proto:
-                name = proto.canonical(seq_dir.name)
-                if name not in found and any(seq_dir.iterdir()):
-                    found[name] = seq_dir.resolve()
+    if use_dicom:
+        found.update(_dicom_folders(subject_dir, proto, found))
     if not found:
         raise DatalistError(
             f"subject folder {str(subject_dir)!r} has no recognised {proto.name} sequence "
@@ -127,30 +139,34 @@ def split_subjects(
 ) -> dict[str, list[dict]]:
     """Split entries into training/validation/testing by fractions, reproducibly.
 
-    Subjects are sorted by id, shuffled with ``random.Random(seed)``, then cut: ``round(f_val * n)`` to
-    validation, ``round(f_test * n)`` to testing, the rest to training (each list sorted by subject id).
+    Subjects are sorted by id, then shuffled and cut by ``monai.data.partition_dataset`` (numpy
+    ``RandomState(seed)``): ``round(f_val * n)`` to validation, ``round(f_test * n)`` to testing, the rest to
+    training (each list sorted by subject id). The counts are computed here and given to MONAI as the ratios:
+    MONAI rounds each fraction on its own, which can leave a subject out (0.33/0.33/0.34 of 10 gives 3/3/3).
 
     Args:
         entries: datalist entries with ``"subject"``.
         fractions: ``(train, val, test)`` or ``(train, val)``; ``None`` puts everyone in training.
-        seed: shuffle seed.
+        seed: shuffle seed, ``0 <= seed < 2**32``.
 
     Raises:
         DatalistError: negative fractions or fractions that do not sum to 1.
     """
+    from monai.data import partition_dataset
+
     entries = sorted(entries, key=lambda e: e["subject"])
     if fractions is None:
         return {"training": list(entries), "validation": [], "testing": []}
     fr = [float(f) for f in fractions] + [0.0] * (3 - len(fractions))
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
         raise DatalistError(f"split fractions must be 2 or 3 non-negative numbers summing to 1, got {list(fractions)}.")
-    order = list(entries)
-    random.Random(seed).shuffle(order)
-    n = len(order)
+    n = len(entries)
     n_val, n_test = round(fr[1] * n), round(fr[2] * n)
     if n_val + n_test > n:
         n_test = n - n_val
-    val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
+    if n == 0:
+        return {"training": [], "validation": [], "testing": []}
+    val, test, train = partition_dataset(entries, ratios=[n_val, n_test, n - n_val - n_test], shuffle=True, seed=seed)
     key = lambda e: e["subject"]  # noqa: E731
     return {"training": sorted(train, key=key), "validation": sorted(val, key=key), "testing": sorted(test, key=key)}
 

@@ -10,8 +10,8 @@ import torch
 from monai.engines import Evaluator
 
 from monai_seq2seq.core.files import ensure_writable_dir, refuse_overwrite_inputs
+from monai_seq2seq.io.nifti_writer import affine_of, save_volume
 
-from .nifti_out import affine_of, save_volume
 from .synthesis import Seq2SeqSynthesizer
 
 __all__ = ["input_files", "subject_collate", "subject_volumes", "SynthesisEvaluator", "SyntheticImageWriter"]

@@ -1,4 +1,5 @@
-"""I/O: NIfTI 3D/4D with frame sidecars, DICOM MR series (DCE/DWI split, vendor b-values) and a DICOM writer."""
+"""I/O: NIfTI 3D/4D reader and writer with frame sidecars, DICOM MR series (DCE/DWI split, vendor b-values)
+and a DICOM writer."""
 
 from monai_seq2seq.core.errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
 
@@ -8,8 +9,9 @@ from .dicom_series import DicomSeriesReader, DicomSlice, read_dicom_file, read_d
 from .dicom_vendor import get_bvalue, require_tag
 from .dicom_writer import affine_to_dicom_geometry, write_dicom_series, write_dicom_study
 from .nifti import Seq2SeqNiftiReader, load_sequence
+from .nifti_writer import affine_of, save_nifti, save_volume
 from .registry import register_readers
-from .sidecar import read_frame_info, sidecar_paths, write_frame_info
+from .sidecar import read_frame_info, sidecar_paths, write_frame_info, write_sidecar_json
 
 __all__ = [
     "DicomSeriesReader",
@@ -19,6 +21,7 @@ __all__ = [
     "SeriesConsistencyError",
     "Seq2SeqNiftiReader",
     "UnreadableFileError",
+    "affine_of",
     "affine_to_dicom_geometry",
     "enhanced_frame_headers",
     "get_bvalue",
@@ -32,9 +35,12 @@ __all__ = [
     "read_frame_info",
     "register_readers",
     "require_tag",
+    "save_nifti",
+    "save_volume",
     "scan_dicom_folder",
     "sidecar_paths",
     "write_dicom_series",
     "write_dicom_study",
     "write_frame_info",
+    "write_sidecar_json",
 ]

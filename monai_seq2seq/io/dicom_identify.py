@@ -68,6 +68,64 @@ def has_contrast_agent(ds: Dataset) -> bool:
     return _has(series_text(ds), "postcontrast")
 
 
+def _pick(proto: Protocol, *names: str) -> str | None:
+    """The canonical name of the first of ``names`` the protocol has, or ``None``."""
+    for name in names:
+        if name in proto:
+            return proto.canonical(name)
+    return None
+
+
+def _named_in_protocol(ds: Dataset, proto: Protocol) -> str | None:
+    """A SeriesDescription/ProtocolName that is a name of the protocol itself (as our writer puts it)."""
+    for key in ("SeriesDescription", "ProtocolName"):
+        value = str(ds.get(key, "") or "").strip()
+        if value and value in proto:
+            return proto.canonical(value)
+    return None
+
+
+def _rule_names(
+    text: str, image_type: set[str], frame_axis: str | None, n_frames: int, fatsat: bool
+) -> tuple[str, ...] | None:
+    """Candidate names of the first diffusion/wash/DCE/FLAIR/T2 rule that fits, or ``None`` when none fits."""
+    if frame_axis == FrameAxis.BVALUE or "DIFFUSION" in image_type or _has(text, "dwi"):
+        return ("DWI",)
+    if _has(text, "washin"):
+        return ("WashIn",)
+    if _has(text, "washout"):
+        return ("WashOut",)
+    if (frame_axis == FrameAxis.TIME and n_frames > 1) or _has(text, "dce"):
+        return ("FatSatDCE", "DCE") if fatsat else ("DCE",)
+    if _has(text, "flair"):
+        return ("FLAIR",)
+    if _has(text, "t2"):
+        return ("T2",)
+    return None
+
+
+def _weighting_from_timing(ds: Dataset) -> str | None:
+    """``"T2"`` (TR >= 1500 ms and TE >= 60 ms), ``"T1"`` (TR < 1000 ms and TE < 30 ms) or ``None``."""
+    try:
+        tr, te = float(ds.get("RepetitionTime", None)), float(ds.get("EchoTime", None))
+    except (TypeError, ValueError):
+        return None
+    if tr >= 1500 and te >= 60:
+        return "T2"
+    if tr < 1000 and te < 30:
+        return "T1"
+    return None
+
+
+def _pick_t1(proto: Protocol, ds: Dataset, fatsat: bool) -> str | None:
+    """``T1Gd`` with a contrast agent (if the protocol has it), else ``FatSatT1``/``T1``."""
+    if has_contrast_agent(ds):
+        found = _pick(proto, "T1Gd")
+        if found is not None:
+            return found
+    return _pick(proto, "FatSatT1", "T1") if fatsat else _pick(proto, "T1")
+
+
 def identify_sequence(
     headers: Sequence[Dataset] | Dataset,
     protocol: str | Protocol = BREAST,
@@ -90,45 +148,17 @@ def identify_sequence(
     text = series_text(ds)
     image_type = {str(t).upper() for h in headers[:1] for t in (h.get("ImageType", []) or [])}
     fatsat = has_fat_saturation(ds)
-
-    def pick(*names: str) -> str | None:
-        for name in names:
-            if name in proto:
-                return proto.canonical(name)
-        return None
-
-    for key in ("SeriesDescription", "ProtocolName"):  # a name of the protocol itself (as our writer puts it)
-        value = str(ds.get(key, "") or "").strip()
-        if value and value in proto:
-            return proto.canonical(value)
-    if frame_axis == FrameAxis.BVALUE or "DIFFUSION" in image_type or _has(text, "dwi"):
-        return pick("DWI")
-    if _has(text, "washin"):
-        return pick("WashIn")
-    if _has(text, "washout"):
-        return pick("WashOut")
-    if (frame_axis == FrameAxis.TIME and n_frames > 1) or _has(text, "dce"):
-        return pick("FatSatDCE", "DCE") if fatsat else pick("DCE")
-    if _has(text, "flair"):
-        return pick("FLAIR")
-    if _has(text, "t2"):
-        return pick("T2")
-    is_t1 = _has(text, "t1")
-    if not is_t1 and not text.strip():
-        tr, te = ds.get("RepetitionTime", None), ds.get("EchoTime", None)
-        try:
-            tr_f, te_f = float(tr), float(te)
-        except (TypeError, ValueError):
-            tr_f = te_f = None
-        if tr_f is not None and te_f is not None:
-            if tr_f >= 1500 and te_f >= 60:
-                return pick("T2")
-            if tr_f < 1000 and te_f < 30:
-                is_t1 = True
-    if is_t1 or has_contrast_agent(ds):
-        if has_contrast_agent(ds):
-            found = pick("T1Gd")
-            if found is not None:
-                return found
-        return pick("FatSatT1", "T1") if fatsat else pick("T1")
+    named = _named_in_protocol(ds, proto)
+    if named is not None:
+        return named
+    names = _rule_names(text, image_type, frame_axis, n_frames, fatsat)
+    if names is not None:
+        return _pick(proto, *names)
+    weighting = "T1" if _has(text, "t1") else None
+    if weighting is None and not text.strip():
+        weighting = _weighting_from_timing(ds)
+    if weighting == "T2":
+        return _pick(proto, "T2")
+    if weighting == "T1" or has_contrast_agent(ds):
+        return _pick_t1(proto, ds, fatsat)
     return None

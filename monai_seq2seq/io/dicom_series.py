@@ -152,28 +152,47 @@ def _slices_of(ds: Dataset) -> list[DicomSlice]:
     n_mosaic = siemens_mosaic_count(ds)
     if n_mosaic == 1:
         return [DicomSlice(path, ds, ipp, row_cos, col_cos, spacing, (rows, cols))]
-    # Siemens mosaic: tiles of (rows/m, cols/m); IPP refers to the whole mosaic's corner.
+    return _mosaic_slices(ds, n_mosaic, DicomSlice(path, ds, ipp, row_cos, col_cos, spacing, (rows, cols)))
+
+
+def _mosaic_slices(ds: Dataset, n_mosaic: int, mosaic: DicomSlice) -> list[DicomSlice]:
+    """The tiles of a Siemens mosaic as slices: ``n_mosaic`` tiles of ``(Rows / m, Columns / m)``.
+
+    The position of the first tile is nibabel's ``MosaicWrapper.image_position`` (ImagePositionPatient refers to
+    the corner of the whole mosaic). The slice direction is ours: ``row x column`` of the renormalised cosines,
+    with the sign of the CSA header's slice normal. nibabel's ``slice_normal`` crosses the cosines as written (a
+    normal of length 0.9999997 in nibabel's siemens_dwi_0.dcm.gz, so slices 2.999958 mm apart where
+    SpacingBetweenSlices says 3.0; tests/test_io_dicom_real.py) and stops on an ``assert`` when the two normals
+    disagree.
+    """
+    import warnings
+
     from nibabel.nicom import csareader
+
+    with warnings.catch_warnings():  # "The DICOM readers are highly experimental": we use the geometry only
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom.dicomwrappers import MosaicWrapper
 
     from .dicom_vendor import siemens_csa_image_header
 
+    path, (rows, cols) = mosaic.path, mosaic.shape
     m = int(np.ceil(np.sqrt(n_mosaic)))
     if rows % m or cols % m:
         raise DicomTagError(f"DICOM file {path!r}: mosaic of {rows}x{cols} cannot hold {m}x{m} tiles.")
-    t_rows, t_cols = rows // m, cols // m
-    dr, dc = spacing
-    # move the corner by half the difference between mosaic and tile size along rows and columns
-    # (the header's cosines as written, not renormalised, as the scanner computed the corner with them)
-    pos0 = ipp + iop[:3] * dc * (cols - t_cols) / 2.0 + iop[3:] * dr * (rows - t_rows) / 2.0
-    normal = np.cross(row_cos, col_cos)
-    csa_normal = csareader.get_slice_normal(siemens_csa_image_header(ds))
+    csa = siemens_csa_image_header(ds)
+    pos0 = np.asarray(MosaicWrapper(ds, csa, n_mosaic).image_position, dtype=np.float64)
+    normal = mosaic.normal
+    csa_normal = csareader.get_slice_normal(csa)
     if csa_normal is not None and float(np.dot(csa_normal, normal)) < 0:
         normal = -normal
     gap = get_float(ds, "SpacingBetweenSlices") or get_float(ds, "SliceThickness")
     if not gap:
         raise DicomTagError(f"DICOM file {path!r}: mosaic needs SpacingBetweenSlices (0018,0088) or SliceThickness.")
+    tile = (rows // m, cols // m)
     return [
-        DicomSlice(path, ds, pos0 + k * gap * normal, row_cos, col_cos, spacing, (t_rows, t_cols), mosaic_index=k)
+        DicomSlice(
+            path, ds, pos0 + k * gap * normal, mosaic.row_cos, mosaic.col_cos, mosaic.spacing, tile, mosaic_index=k
+        )
         for k in range(n_mosaic)
     ]
 
@@ -268,11 +287,13 @@ def _geometry(frame: list[DicomSlice], label: str) -> tuple[list[DicomSlice], np
     return frame, LPS_TO_RAS @ lps
 
 
-def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, list[float], list[list[DicomSlice]]]:
-    """Split the slices of a series into frames: ``(frame_axis, raw frame keys, frames)``."""
-    normal = slices[0].normal
-    pos_key = [round(float(s.position @ normal) / POSITION_KEY) for s in slices]
-    repeated = len(set(pos_key)) < len(slices)
+def _position_key(s: DicomSlice, normal: np.ndarray) -> int:
+    """The slice position along ``normal`` in units of ``POSITION_KEY`` (equal keys: the same position)."""
+    return round(float(s.position @ normal) / POSITION_KEY)
+
+
+def _frame_tags(slices: list[DicomSlice]) -> tuple[list, list, list]:
+    """b-value, TemporalPositionIdentifier and TriggerTime (s) of each slice, each ``None`` where missing."""
     per_file: dict[int, tuple] = {}  # mosaic tiles share their file's header: read its tags once
     for s in slices:
         if id(s.header) not in per_file:
@@ -281,68 +302,99 @@ def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, lis
     bvals = [per_file[id(s.header)][0] for s in slices]
     tpis = [per_file[id(s.header)][1] for s in slices]
     triggers = [per_file[id(s.header)][2] for s in slices]
+    return bvals, tpis, triggers
 
-    def group(keys: list[float | None], tag: str) -> tuple[list[float], list[list[DicomSlice]]]:
-        for k, s in zip(keys, slices, strict=True):
-            if k is None:
-                raise DicomTagError(
-                    f"{label}: DICOM file {s.path!r} lacks {tag}, which other files of its series use to split frames."
-                )
-        groups: dict[float, list[DicomSlice]] = defaultdict(list)
-        for k, s in zip(keys, slices, strict=True):
-            groups[float(k)].append(s)
-        values = sorted(groups)
-        return values, [groups[v] for v in values]
 
-    if len({b for b in bvals if b is not None}) > 1:
-        keys, frames = group(bvals, "a diffusion b-value (0018,9087 or vendor field)")
-        axis = FrameAxis.BVALUE
-    elif len({t for t in tpis if t is not None}) > 1:
-        keys, frames = group(tpis, "TemporalPositionIdentifier (0020,0100)")
-        axis = FrameAxis.TIME
-    elif repeated and len({t for t in triggers if t is not None}) > 1:
-        keys, frames = group(triggers, "TriggerTime (0018,1060)")
-        axis = FrameAxis.TIME
-    elif repeated and all(get_acquisition_time_s(s.header) is not None for s in slices):
-        # frames by rank of acquisition time among the slices at the same position
-        at_pos: dict[int, list[DicomSlice]] = defaultdict(list)
-        for k, s in zip(pos_key, slices, strict=True):
-            at_pos[k].append(s)
-        rank: dict[int, int] = {}
-        for group_slices in at_pos.values():
-            group_slices.sort(key=lambda s: get_acquisition_time_s(s.header))
-            for r, s in enumerate(group_slices):
-                rank[id(s)] = r
-            times = [get_acquisition_time_s(s.header) for s in group_slices]
-            for a, b, ta, tb in zip(group_slices, group_slices[1:], times, times[1:], strict=False):
-                if tb == ta:
-                    raise SeriesConsistencyError(
-                        f"{label}: duplicate timepoint: {a.path!r} and {b.path!r} have the same position and "
-                        f"AcquisitionTime (0008,0032)."
-                    )
-        n = max(rank.values()) + 1
-        frames = [[s for s in slices if rank[id(s)] == r] for r in range(n)]
-        keys = [float(r) for r in range(n)]
-        axis = FrameAxis.TIME
-    else:
-        return None, [], [slices]
-    # a frame must hold each position once (else duplicate b-value/timepoint)
-    for key, frame in zip(keys, frames, strict=True):
-        seen: dict[int, DicomSlice] = {}
-        for s in frame:
-            k = round(float(s.position @ normal) / POSITION_KEY)
-            if k in seen:
-                what = "b-value" if axis == FrameAxis.BVALUE else "timepoint"
-                hint = (
-                    " (several diffusion directions per b-value? read the trace-weighted series instead)"
-                    if axis == FrameAxis.BVALUE
-                    else ""
-                )
+def _n_distinct(keys: list[float | None]) -> int:
+    return len({k for k in keys if k is not None})
+
+
+def _group_by(
+    keys: list[float | None], slices: list[DicomSlice], tag: str, label: str
+) -> tuple[list[float], list[list[DicomSlice]]]:
+    """Frames of the slices that share a key, in increasing key order; every slice must have a key."""
+    for k, s in zip(keys, slices, strict=True):
+        if k is None:
+            raise DicomTagError(
+                f"{label}: DICOM file {s.path!r} lacks {tag}, which other files of its series use to split frames."
+            )
+    groups: dict[float, list[DicomSlice]] = defaultdict(list)
+    for k, s in zip(keys, slices, strict=True):
+        groups[float(k)].append(s)
+    values = sorted(groups)
+    return values, [groups[v] for v in values]
+
+
+def _group_by_acquisition_rank(
+    slices: list[DicomSlice], pos_key: list[int], label: str
+) -> tuple[list[float], list[list[DicomSlice]]]:
+    """Frames by rank of AcquisitionTime among the slices at the same position (keys: the ranks)."""
+    at_pos: dict[int, list[DicomSlice]] = defaultdict(list)
+    for k, s in zip(pos_key, slices, strict=True):
+        at_pos[k].append(s)
+    rank: dict[int, int] = {}
+    for group_slices in at_pos.values():
+        group_slices.sort(key=lambda s: get_acquisition_time_s(s.header))
+        for r, s in enumerate(group_slices):
+            rank[id(s)] = r
+        times = [get_acquisition_time_s(s.header) for s in group_slices]
+        for a, b, ta, tb in zip(group_slices, group_slices[1:], times, times[1:], strict=False):
+            if tb == ta:
                 raise SeriesConsistencyError(
-                    f"{label}: duplicate {what} {key:g} at slice position {s.position.tolist()}: "
-                    f"{seen[k].path!r} and {s.path!r}{hint}."
+                    f"{label}: duplicate timepoint: {a.path!r} and {b.path!r} have the same position and "
+                    f"AcquisitionTime (0008,0032)."
                 )
-            seen[k] = s
+    n = max(rank.values()) + 1
+    frames = [[s for s in slices if rank[id(s)] == r] for r in range(n)]
+    return [float(r) for r in range(n)], frames
+
+
+def _choose_split(
+    slices: list[DicomSlice], pos_key: list[int], label: str
+) -> tuple[str, list[float], list[list[DicomSlice]]] | None:
+    """Frames by b-value, else TemporalPositionIdentifier, else (repeated positions only) TriggerTime, else the
+    rank of AcquisitionTime; ``None`` when nothing splits the series."""
+    repeated = len(set(pos_key)) < len(slices)
+    bvals, tpis, triggers = _frame_tags(slices)
+    if _n_distinct(bvals) > 1:
+        return FrameAxis.BVALUE, *_group_by(bvals, slices, "a diffusion b-value (0018,9087 or vendor field)", label)
+    if _n_distinct(tpis) > 1:
+        return FrameAxis.TIME, *_group_by(tpis, slices, "TemporalPositionIdentifier (0020,0100)", label)
+    if repeated and _n_distinct(triggers) > 1:
+        return FrameAxis.TIME, *_group_by(triggers, slices, "TriggerTime (0018,1060)", label)
+    if repeated and all(get_acquisition_time_s(s.header) is not None for s in slices):
+        return FrameAxis.TIME, *_group_by_acquisition_rank(slices, pos_key, label)
+    return None
+
+
+def _check_positions_once(axis: str, key: float, frame: list[DicomSlice], normal: np.ndarray, label: str) -> None:
+    """A frame must hold each slice position once (else a duplicate b-value/timepoint)."""
+    seen: dict[int, DicomSlice] = {}
+    for s in frame:
+        k = _position_key(s, normal)
+        if k in seen:
+            what = "b-value" if axis == FrameAxis.BVALUE else "timepoint"
+            hint = (
+                " (several diffusion directions per b-value? read the trace-weighted series instead)"
+                if axis == FrameAxis.BVALUE
+                else ""
+            )
+            raise SeriesConsistencyError(
+                f"{label}: duplicate {what} {key:g} at slice position {s.position.tolist()}: "
+                f"{seen[k].path!r} and {s.path!r}{hint}."
+            )
+        seen[k] = s
+
+
+def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, list[float], list[list[DicomSlice]]]:
+    """Split the slices of a series into frames: ``(frame_axis, raw frame keys, frames)``."""
+    normal = slices[0].normal
+    split = _choose_split(slices, [_position_key(s, normal) for s in slices], label)
+    if split is None:
+        return None, [], [slices]
+    axis, keys, frames = split
+    for key, frame in zip(keys, frames, strict=True):
+        _check_positions_once(axis, key, frame, normal, label)
     counts = [len(f) for f in frames]
     if len(set(counts)) > 1:
         desc = ", ".join(f"{axis} {k:g}: {c}" for k, c in zip(keys, counts, strict=True))
@@ -423,6 +475,76 @@ def _series_meta(ds: Dataset) -> dict:
     return meta
 
 
+def _series_groups(source: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[dict[str, list[Dataset]], str]:
+    """Headers grouped by SeriesInstanceUID of a folder or a list of files, and the source's name for messages."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return scan_dicom_folder(source), str(source)
+    files = [str(f) for f in ensure_tuple(source)]
+    groups: dict[str, list[Dataset]] = defaultdict(list)
+    for f in files:
+        ds = read_dicom_file(f)
+        groups[str(require_tag(ds, "SeriesInstanceUID"))].append(ds)
+    return groups, files[0]
+
+
+def _chosen_uids(groups: dict[str, list[Dataset]], series_uid: str | Sequence[str] | None, origin: str) -> list[str]:
+    """The series UIDs to read: ``series_uid`` (one or several), or the only series there is."""
+    if series_uid is None:
+        if len(groups) > 1:
+            desc = {uid: str(h[0].get("SeriesDescription", "")) for uid, h in groups.items()}
+            raise ValueError(f"{origin!r} holds {len(groups)} series {desc}; pass series_uid= to choose one.")
+        series_uid = next(iter(groups))
+    uids = [series_uid] if isinstance(series_uid, str) else list(series_uid)
+    for uid in uids:
+        if uid not in groups:
+            raise ValueError(f"{origin!r} has no series {uid!r}; found {sorted(groups)}.")
+    return uids
+
+
+def _series_slices(headers: list[Dataset]) -> list[DicomSlice]:
+    """The 2D slices of MR headers (mosaics and multi-frame files expanded), checked for one common geometry."""
+    for ds in headers:
+        modality = str(ds.get("Modality", "MR"))
+        if modality != "MR":
+            raise DicomTagError(f"DICOM file {file_label(ds)!r}: Modality (0008,0060) is {modality!r}, expected 'MR'.")
+    slices = [s for ds in headers for s in _slices_of(ds)]
+    _check_same(
+        slices, "orientations (ImageOrientationPatient)", lambda s: np.r_[s.row_cos, s.col_cos], ORIENTATION_TOL
+    )
+    _check_same(slices, "pixel spacings (PixelSpacing)", lambda s: np.asarray(s.spacing), 1e-4)
+    _check_same(slices, "image sizes (Rows, Columns)", lambda s: s.shape, None)
+    return slices
+
+
+def _frames_geometry(
+    axis: str | None, keys: list[float], frames: list[list[DicomSlice]], label: str
+) -> tuple[list[list[DicomSlice]], np.ndarray]:
+    """Each frame's slices sorted along the normal, and the RAS affine, which all frames must share."""
+    sorted_frames, affines = [], []
+    for key, frame in zip(keys or [None], frames, strict=True):
+        flabel = label if axis is None else f"{label}, frame {axis} {key:g}"
+        f_sorted, aff = _geometry(frame, flabel)
+        sorted_frames.append(f_sorted)
+        affines.append(aff)
+    for key, aff in zip(keys[1:], affines[1:], strict=False):
+        if not np.allclose(aff, affines[0], atol=1e-3):
+            raise SeriesConsistencyError(
+                f"{label}: frame {axis} {key:g} covers other positions than the first frame "
+                f"(affine {np.round(aff, 4).tolist()} vs {np.round(affines[0], 4).tolist()})."
+            )
+    return sorted_frames, affines[0]
+
+
+def _frame_values(axis: str, keys: list[float], sorted_frames: list[list[DicomSlice]], label: str) -> list[float]:
+    """Seconds after the first frame (time, increasing) or the b-values (bvalue) of the frames."""
+    if axis != FrameAxis.TIME:
+        return [float(k) for k in keys]
+    values = _frame_times(sorted_frames, label) if len(sorted_frames) > 1 else [0.0]
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise FrameValuesError(f"{label}: frame times {values} do not increase with the temporal position.")
+    return values
+
+
 def read_dicom_series(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     series_uid: str | Sequence[str] | None = None,
@@ -449,54 +571,15 @@ def read_dicom_series(
         SeriesConsistencyError: orientations, pixel sizes, spacings or frames contradict each other.
         ValueError: several series and no (or an unknown) ``series_uid``.
     """
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        groups = scan_dicom_folder(source)
-        origin = str(source)
-    else:
-        files = [str(f) for f in ensure_tuple(source)]
-        groups = defaultdict(list)
-        for f in files:
-            ds = read_dicom_file(f)
-            groups[str(require_tag(ds, "SeriesInstanceUID"))].append(ds)
-        origin = files[0]
-    if series_uid is None:
-        if len(groups) > 1:
-            desc = {uid: str(h[0].get("SeriesDescription", "")) for uid, h in groups.items()}
-            raise ValueError(f"{origin!r} holds {len(groups)} series {desc}; pass series_uid= to choose one.")
-        series_uid = next(iter(groups))
-    uids = [series_uid] if isinstance(series_uid, str) else list(series_uid)
-    for uid in uids:
-        if uid not in groups:
-            raise ValueError(f"{origin!r} has no series {uid!r}; found {sorted(groups)}.")
+    groups, origin = _series_groups(source)
+    uids = _chosen_uids(groups, series_uid, origin)
     headers = [ds for uid in uids for ds in groups[uid]]
     label = f"DICOM series {uids[0] if len(uids) == 1 else uids} in {origin!r}"
-    for ds in headers:
-        modality = str(ds.get("Modality", "MR"))
-        if modality != "MR":
-            raise DicomTagError(f"DICOM file {file_label(ds)!r}: Modality (0008,0060) is {modality!r}, expected 'MR'.")
-    slices = [s for ds in headers for s in _slices_of(ds)]
-    _check_same(
-        slices, "orientations (ImageOrientationPatient)", lambda s: np.r_[s.row_cos, s.col_cos], ORIENTATION_TOL
-    )
-    _check_same(slices, "pixel spacings (PixelSpacing)", lambda s: np.asarray(s.spacing), 1e-4)
-    _check_same(slices, "image sizes (Rows, Columns)", lambda s: s.shape, None)
-
+    slices = _series_slices(headers)
     axis, keys, frames = _split_frames(slices, label)
-    sorted_frames, affines = [], []
-    for key, frame in zip(keys or [None], frames, strict=True):
-        flabel = label if axis is None else f"{label}, frame {axis} {key:g}"
-        f_sorted, aff = _geometry(frame, flabel)
-        sorted_frames.append(f_sorted)
-        affines.append(aff)
-    for key, aff in zip(keys[1:], affines[1:], strict=False):
-        if not np.allclose(aff, affines[0], atol=1e-3):
-            raise SeriesConsistencyError(
-                f"{label}: frame {axis} {key:g} covers other positions than the first frame "
-                f"(affine {np.round(aff, 4).tolist()} vs {np.round(affines[0], 4).tolist()})."
-            )
+    sorted_frames, affine = _frames_geometry(axis, keys, frames, label)
     data = _pixels(sorted_frames)
     meta = _series_meta(headers[0])
-    affine = affines[0]
     meta.update(
         affine=affine.copy(),
         original_affine=affine.copy(),
@@ -508,12 +591,7 @@ def read_dicom_series(
         data = data[..., 0]
         meta["original_channel_dim"] = float("nan")
     else:
-        if axis == FrameAxis.TIME:
-            values = _frame_times(sorted_frames, label) if len(frames) > 1 else [0.0]
-            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-                raise FrameValuesError(f"{label}: frame times {values} do not increase with the temporal position.")
-        else:
-            values = [float(k) for k in keys]
+        values = _frame_values(axis, keys, sorted_frames, label)
         meta["original_channel_dim"] = -1
         meta["frame_axis"] = axis
         meta["frame_values"] = values

@@ -155,8 +155,8 @@ def siemens_mosaic_count(ds: Dataset) -> int:
     return int(n)
 
 
-def get_bvalue(ds: Dataset) -> float | None:
-    """Diffusion b-value (s/mm^2) of one file from the standard tag or vendor fields; ``None`` if there is none."""
+def _standard_bvalue(ds: Dataset) -> float | None:
+    """Diffusion b-value from (0018,9087) of the file, or of its MRDiffusionSequence item (enhanced MR)."""
     if TAG_DIFFUSION_BVALUE in ds and ds[TAG_DIFFUSION_BVALUE].value not in (None, "", b""):
         value = _private_number(ds, TAG_DIFFUSION_BVALUE)
         if value is not None:
@@ -164,27 +164,42 @@ def get_bvalue(ds: Dataset) -> float | None:
     for item in ds.get("MRDiffusionSequence", []) or []:  # enhanced MR puts it in a sequence
         if TAG_DIFFUSION_BVALUE in item:
             return float(item[TAG_DIFFUSION_BVALUE].value)
-    manufacturer = str(ds.get("Manufacturer", "")).upper()
-    if "SIEMENS" in manufacturer:
-        csa = siemens_csa_image_header(ds)
-        if csa is not None:
-            from nibabel.nicom import csareader
-
-            try:
-                b = csareader.get_b_value(csa)
-            except (KeyError, csareader.CSAReadError):
-                b = None
-            if b is not None:
-                return float(b)
-    if "PHILIPS" in manufacturer or TAG_PHILIPS_BVALUE in ds:
-        b = _private_number(ds, TAG_PHILIPS_BVALUE)
-        if b is not None:
-            return b
-    if "GE" in manufacturer.split() or "GE MEDICAL" in manufacturer or TAG_GE_BVALUE in ds:
-        b = _private_number(ds, TAG_GE_BVALUE)
-        if b is not None:
-            return float(b % 1e9) if b >= 1e9 else b
     return None
+
+
+def _siemens_bvalue(ds: Dataset) -> float | None:
+    """Diffusion b-value from the Siemens CSA image header (``B_value``), ``None`` if it has none."""
+    csa = siemens_csa_image_header(ds)
+    if csa is None:
+        return None
+    from nibabel.nicom import csareader
+
+    try:
+        b = csareader.get_b_value(csa)
+    except (KeyError, csareader.CSAReadError):
+        return None
+    return None if b is None else float(b)
+
+
+def _ge_bvalue(ds: Dataset) -> float | None:
+    """Diffusion b-value from GE's (0043,1039); values of 1e9 and more carry a flag in the high digits."""
+    b = _private_number(ds, TAG_GE_BVALUE)
+    if b is None:
+        return None
+    return float(b % 1e9) if b >= 1e9 else b
+
+
+def get_bvalue(ds: Dataset) -> float | None:
+    """Diffusion b-value (s/mm^2) of one file from the standard tag or vendor fields; ``None`` if there is none."""
+    value = _standard_bvalue(ds)
+    manufacturer = str(ds.get("Manufacturer", "")).upper()
+    if value is None and "SIEMENS" in manufacturer:
+        value = _siemens_bvalue(ds)
+    if value is None and ("PHILIPS" in manufacturer or TAG_PHILIPS_BVALUE in ds):
+        value = _private_number(ds, TAG_PHILIPS_BVALUE)
+    if value is None and ("GE" in manufacturer.split() or "GE MEDICAL" in manufacturer or TAG_GE_BVALUE in ds):
+        value = _ge_bvalue(ds)
+    return value
 
 
 def dicom_time_to_seconds(value: Any) -> float | None:

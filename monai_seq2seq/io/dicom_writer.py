@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -104,6 +105,164 @@ def _to_uint16(volume: np.ndarray) -> tuple[np.ndarray, float, float]:
     return stored, slope, vmin
 
 
+def _frames_first(volume, affine) -> tuple[np.ndarray, np.ndarray]:
+    """``volume`` as a float64 ``(T, X, Y, Z)`` array and its float64 4x4 affine (``volume.affine`` if ``None``)."""
+    if affine is None:
+        affine = getattr(volume, "affine", None)
+        if affine is None:
+            raise ValueError("write_dicom_series needs an affine (or a MetaTensor volume).")
+    affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
+    arr = np.asarray(volume.detach().cpu() if hasattr(volume, "detach") else volume, dtype=np.float64)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise ValueError(f"volume must be (X, Y, Z) or (T, X, Y, Z), got shape {arr.shape}.")
+    return arr, affine
+
+
+def _checked_frames(
+    n_t: int, meta: dict, frame_axis: str | None, frame_values: Sequence[float] | None
+) -> tuple[str | None, list[float] | None]:
+    """Frame axis and values (from ``meta`` where not given), checked against the ``n_t`` frames."""
+    frame_axis = frame_axis if frame_axis is not None else meta.get("frame_axis")
+    if frame_values is None and "frame_values" in meta:
+        frame_values = [float(v) for v in meta["frame_values"]]
+    if n_t > 1 and frame_axis is None:
+        raise ValueError(f"volume has {n_t} frames; pass frame_axis ('time' or 'bvalue') and frame_values.")
+    if frame_axis is not None:
+        if frame_values is None:
+            raise ValueError(f"frame_axis {frame_axis!r} needs frame_values (one per frame).")
+        frame_values = validate_frame_values(frame_axis, frame_values, n_t, source="write_dicom_series")
+    return frame_axis, frame_values
+
+
+def _series_tags(
+    *,
+    study_uid: str,
+    series_uid: str,
+    for_uid: str,
+    frame_axis: str | None,
+    geo: dict,
+    shape: tuple[int, int],
+    series_description: str,
+    protocol_name: str | None,
+    patient_id: str,
+    patient_name: str,
+    study_id: str,
+    series_number: int,
+    series_time_s: float,
+    study_date: str,
+    scan_options: str | Sequence[str] | None,
+    contrast_agent: str | None,
+    repetition_time_ms: float | None,
+    echo_time_ms: float | None,
+    manufacturer: str,
+) -> dict[str, Any]:
+    """Keyword -> value of the tags every file of the series shares (``shape``: ``(Rows, Columns)``)."""
+    options = [scan_options] if isinstance(scan_options, str) else list(scan_options or [])
+    image_type = ["ORIGINAL", "PRIMARY", "OTHER"]
+    if frame_axis == FrameAxis.BVALUE:
+        image_type = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+    tags = {
+        "SpecificCharacterSet": "ISO_IR 100",
+        "ImageType": image_type,
+        "SOPClassUID": MRImageStorage,
+        "StudyDate": study_date,
+        "SeriesDate": study_date,
+        "ContentDate": study_date,
+        "StudyTime": _tm(series_time_s),
+        "SeriesTime": _tm(series_time_s),
+        "AccessionNumber": "",
+        "Modality": "MR",
+        "Manufacturer": manufacturer,
+        "ReferringPhysicianName": "",
+        "SeriesDescription": series_description,
+        "PatientName": patient_name,
+        "PatientID": patient_id,
+        "PatientBirthDate": "",
+        "PatientSex": "",
+        "ScanningSequence": "GR",
+        "SequenceVariant": "NONE",
+        "ScanOptions": options if options else "",
+        "MRAcquisitionType": "3D",
+        "ProtocolName": protocol_name if protocol_name is not None else series_description,
+        "SliceThickness": _ds(geo["slice_spacing"]),
+        "SpacingBetweenSlices": _ds(geo["slice_spacing"]),
+        "RepetitionTime": _ds(repetition_time_ms) if repetition_time_ms is not None else "",
+        "EchoTime": _ds(echo_time_ms) if echo_time_ms is not None else "",
+        "EchoTrainLength": "",
+        "MagneticFieldStrength": "1.5",
+        "StudyInstanceUID": study_uid,
+        "SeriesInstanceUID": series_uid,
+        "StudyID": study_id,
+        "SeriesNumber": int(series_number),
+        "ImageOrientationPatient": [_ds(v) for v in geo["orientation"]],
+        "FrameOfReferenceUID": for_uid,
+        "PositionReferenceIndicator": "",
+        "SamplesPerPixel": 1,
+        "PhotometricInterpretation": "MONOCHROME2",
+        "Rows": shape[0],
+        "Columns": shape[1],
+        "PixelSpacing": [_ds(v) for v in geo["pixel_spacing"]],
+        "BitsAllocated": 16,
+        "BitsStored": 16,
+        "HighBit": 15,
+        "PixelRepresentation": 0,
+    }
+    if contrast_agent:
+        tags["ContrastBolusAgent"] = contrast_agent
+    return tags
+
+
+def _frame_tags(
+    frame_axis: str | None, frame_values: list[float] | None, n_t: int, t: int, series_time_s: float
+) -> dict[str, Any]:
+    """Keyword -> value of the tags of frame ``t`` of ``n_t``: times, temporal position (DCE) or b-value (DWI)."""
+    times = [0.0] * n_t
+    if frame_axis == FrameAxis.TIME:
+        times = [float(v) - frame_values[0] for v in frame_values]
+    tags: dict[str, Any] = {
+        "AcquisitionTime": _tm(series_time_s + times[t]),
+        "ContentTime": _tm(series_time_s + times[t]),
+        "AcquisitionNumber": t + 1,
+    }
+    if frame_axis == FrameAxis.TIME:
+        tags.update(TemporalPositionIdentifier=t + 1, NumberOfTemporalPositions=n_t, TriggerTime=_ds(times[t] * 1000.0))
+        if n_t > 1:
+            tags["TemporalResolution"] = _ds((times[1] - times[0]) * 1000.0)
+    if frame_axis == FrameAxis.BVALUE:
+        tags.update(DiffusionBValue=float(frame_values[t]), DiffusionDirectionality="ISOTROPIC")
+    return tags
+
+
+def _slice_position_tags(geo: dict, k: int) -> dict[str, Any]:
+    """ImagePositionPatient and SliceLocation of slice ``k``."""
+    pos = geo["origin"] + k * geo["slice_step"]
+    return {"ImagePositionPatient": [_ds(v) for v in pos], "SliceLocation": _ds(float(pos @ geo["normal"]))}
+
+
+def _slice_dataset(sop_uid: str, instance: int, tags: Sequence[dict], pixels: np.ndarray, slope, intercept) -> Dataset:
+    """The dataset of one file: file meta, rescale, ``pixels`` ``(Rows, Columns)``, then the ``tags`` dicts in order
+    (a later one overrides an earlier one and all of the above: ``extra_tags`` come last)."""
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID = MRImageStorage
+    fm.MediaStorageSOPInstanceUID = sop_uid
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = fm
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceNumber = instance
+    ds.RescaleIntercept = _ds(intercept)
+    ds.RescaleSlope = _ds(slope) if slope != 1.0 else "1"
+    ds.RescaleType = "US"
+    ds.PixelData = np.ascontiguousarray(pixels).astype("<u2").tobytes()
+    for group in tags:
+        for key, value in group.items():
+            setattr(ds, key, value)
+    return ds
+
+
 def write_dicom_series(
     volume,
     affine=None,
@@ -158,130 +317,48 @@ def write_dicom_series(
     Raises:
         ValueError: bad shape, missing/mismatched frame values, or an affine DICOM cannot represent.
     """
-    meta = getattr(volume, "meta", {}) or {}
-    if affine is None:
-        affine = getattr(volume, "affine", None)
-        if affine is None:
-            raise ValueError("write_dicom_series needs an affine (or a MetaTensor volume).")
-    affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
-    arr = np.asarray(volume.detach().cpu() if hasattr(volume, "detach") else volume, dtype=np.float64)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4:
-        raise ValueError(f"volume must be (X, Y, Z) or (T, X, Y, Z), got shape {arr.shape}.")
-    n_t = arr.shape[0]
-    frame_axis = frame_axis if frame_axis is not None else meta.get("frame_axis")
-    if frame_values is None and "frame_values" in meta:
-        frame_values = [float(v) for v in meta["frame_values"]]
-    if n_t > 1 and frame_axis is None:
-        raise ValueError(f"volume has {n_t} frames; pass frame_axis ('time' or 'bvalue') and frame_values.")
-    if frame_axis is not None:
-        if frame_values is None:
-            raise ValueError(f"frame_axis {frame_axis!r} needs frame_values (one per frame).")
-        frame_values = validate_frame_values(frame_axis, frame_values, n_t, source="write_dicom_series")
+    arr, affine = _frames_first(volume, affine)
+    n_t, n_x, n_y, n_z = arr.shape
+    frame_axis, frame_values = _checked_frames(n_t, getattr(volume, "meta", {}) or {}, frame_axis, frame_values)
     geo = affine_to_dicom_geometry(affine)
     stored, slope, intercept = _to_uint16(arr)
-    n_x, n_y, n_z = arr.shape[1:]
 
     def uid(tag: str) -> str:
         return generate_uid(entropy_srcs=[uid_seed, tag]) if uid_seed is not None else generate_uid()
 
     study_uid = study_instance_uid or uid("study")
     series_uid = series_instance_uid or uid(f"series-{series_number}-{series_description}")
-    for_uid = frame_of_reference_uid or uid("frame-of-reference")
+    series = _series_tags(
+        study_uid=study_uid,
+        series_uid=series_uid,
+        for_uid=frame_of_reference_uid or uid("frame-of-reference"),
+        frame_axis=frame_axis,
+        geo=geo,
+        shape=(n_y, n_x),
+        series_description=series_description,
+        protocol_name=protocol_name,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_id=study_id,
+        series_number=series_number,
+        series_time_s=series_time_s,
+        study_date=study_date,
+        scan_options=scan_options,
+        contrast_agent=contrast_agent,
+        repetition_time_ms=repetition_time_ms,
+        echo_time_ms=echo_time_ms,
+        manufacturer=manufacturer,
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    options = [scan_options] if isinstance(scan_options, str) else list(scan_options or [])
     paths: list[Path] = []
-    times = [0.0] * n_t
-    if frame_axis == FrameAxis.TIME:
-        times = [float(v) - frame_values[0] for v in frame_values]
-    resolution_ms = (times[1] - times[0]) * 1000.0 if n_t > 1 and frame_axis == FrameAxis.TIME else None
-
     for t in range(n_t):
+        frame = _frame_tags(frame_axis, frame_values, n_t, t, series_time_s)
         for k in range(n_z):
             instance = t * n_z + k + 1
-            sop_uid = uid(f"{series_uid}-{instance}")
-            fm = FileMetaDataset()
-            fm.MediaStorageSOPClassUID = MRImageStorage
-            fm.MediaStorageSOPInstanceUID = sop_uid
-            fm.TransferSyntaxUID = ExplicitVRLittleEndian
-            fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-            ds = Dataset()
-            ds.file_meta = fm
-            ds.SpecificCharacterSet = "ISO_IR 100"
-            image_type = ["ORIGINAL", "PRIMARY", "OTHER"]
-            if frame_axis == FrameAxis.BVALUE:
-                image_type = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
-            ds.ImageType = image_type
-            ds.SOPClassUID = MRImageStorage
-            ds.SOPInstanceUID = sop_uid
-            ds.StudyDate = study_date
-            ds.SeriesDate = study_date
-            ds.ContentDate = study_date
-            ds.StudyTime = _tm(series_time_s)
-            ds.SeriesTime = _tm(series_time_s)
-            ds.AcquisitionTime = _tm(series_time_s + times[t])
-            ds.ContentTime = _tm(series_time_s + times[t])
-            ds.AccessionNumber = ""
-            ds.Modality = "MR"
-            ds.Manufacturer = manufacturer
-            ds.ReferringPhysicianName = ""
-            ds.SeriesDescription = series_description
-            ds.PatientName = patient_name
-            ds.PatientID = patient_id
-            ds.PatientBirthDate = ""
-            ds.PatientSex = ""
-            ds.ScanningSequence = "GR"
-            ds.SequenceVariant = "NONE"
-            ds.ScanOptions = options if options else ""
-            ds.MRAcquisitionType = "3D"
-            ds.ProtocolName = protocol_name if protocol_name is not None else series_description
-            ds.SliceThickness = _ds(geo["slice_spacing"])
-            ds.SpacingBetweenSlices = _ds(geo["slice_spacing"])
-            ds.RepetitionTime = _ds(repetition_time_ms) if repetition_time_ms is not None else ""
-            ds.EchoTime = _ds(echo_time_ms) if echo_time_ms is not None else ""
-            ds.EchoTrainLength = ""
-            ds.MagneticFieldStrength = "1.5"
-            if contrast_agent:
-                ds.ContrastBolusAgent = contrast_agent
-            ds.StudyInstanceUID = study_uid
-            ds.SeriesInstanceUID = series_uid
-            ds.StudyID = study_id
-            ds.SeriesNumber = int(series_number)
-            ds.AcquisitionNumber = t + 1
-            ds.InstanceNumber = instance
-            pos = geo["origin"] + k * geo["slice_step"]
-            ds.ImagePositionPatient = [_ds(v) for v in pos]
-            ds.ImageOrientationPatient = [_ds(v) for v in geo["orientation"]]
-            ds.FrameOfReferenceUID = for_uid
-            ds.PositionReferenceIndicator = ""
-            ds.SliceLocation = _ds(float(pos @ geo["normal"]))
-            if frame_axis == FrameAxis.TIME:
-                ds.TemporalPositionIdentifier = t + 1
-                ds.NumberOfTemporalPositions = n_t
-                ds.TriggerTime = _ds(times[t] * 1000.0)
-                if resolution_ms is not None:
-                    ds.TemporalResolution = _ds(resolution_ms)
-            if frame_axis == FrameAxis.BVALUE:
-                ds.add_new(0x00189087, "FD", float(frame_values[t]))
-                ds.DiffusionDirectionality = "ISOTROPIC"
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.Rows = n_y
-            ds.Columns = n_x
-            ds.PixelSpacing = [_ds(v) for v in geo["pixel_spacing"]]
-            ds.BitsAllocated = 16
-            ds.BitsStored = 16
-            ds.HighBit = 15
-            ds.PixelRepresentation = 0
-            ds.RescaleIntercept = _ds(intercept)
-            ds.RescaleSlope = _ds(slope) if slope != 1.0 else "1"
-            ds.RescaleType = "US"
-            pixels = np.ascontiguousarray(stored[t, :, :, k].T)  # (Rows, Columns) = (Y, X)
-            ds.PixelData = pixels.astype("<u2").tobytes()
-            for key, value in (extra_tags or {}).items():
-                setattr(ds, key, value)
+            tags = (series, frame, _slice_position_tags(geo, k), extra_tags or {})
+            pixels = stored[t, :, :, k].T  # (Rows, Columns) = (Y, X)
+            ds = _slice_dataset(uid(f"{series_uid}-{instance}"), instance, tags, pixels, slope, intercept)
             path = out / f"{file_prefix}_{t:03d}_{k:04d}.dcm"
             pydicom.dcmwrite(path, ds, enforce_file_format=True)
             paths.append(path)

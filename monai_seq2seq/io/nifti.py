@@ -94,37 +94,42 @@ class Seq2SeqNiftiReader(NibabelReader):
             raise UnreadableFileError(f"cannot read the voxel data of NIfTI file(s) {filenames}: {err}") from err
         axes: list[str] = []
         values: list[float] = []
-        any_4d = False
         for i, name in zip(ensure_tuple(img), filenames, strict=True):
-            shape = i.shape
-            if len(shape) > 4:
-                raise UnreadableFileError(f"NIfTI file {name!r} has {len(shape)} dimensions {shape}; expected 3 or 4.")
-            n_frames = int(shape[3]) if len(shape) == 4 else 1
-            any_4d = any_4d or len(shape) == 4
-            info = read_frame_info(name, n_frames=n_frames if len(shape) == 4 else None)
-            if info is None:
-                if self.require_frame_values and n_frames > 1:
-                    raise FrameValuesError(f"4D NIfTI file {name!r} ({n_frames} frames) has no sidecar JSON/.bval.")
-                continue
-            if len(shape) == 3 and len(info[1]) != 1:
-                raise FrameValuesError(
-                    f"3D NIfTI file {name!r} has one frame but its sidecar gives {len(info[1])} values {info[1]}."
-                )
-            axes.append(info[0])
-            values.extend(info[1])
+            info = self._file_frame_info(i.shape, name)
+            if info is not None:
+                axes.append(info[0])
+                values.extend(info[1])
         if axes:
-            if len(axes) != len(filenames):
-                raise FrameValuesError(f"only some of the files {filenames} have frame sidecars.")
-            if len(set(axes)) > 1:
-                raise FrameValuesError(f"files {filenames} have different frame axes {axes}.")
-            if self.frame_axis is not None and axes[0] != self.frame_axis:
-                raise FrameValuesError(
-                    f"{filenames}: expected frame axis {self.frame_axis!r}, sidecar gives {axes[0]!r}."
-                )
-            if any_4d or len(filenames) > 1:
+            self._check_frame_axes(axes, filenames)
+            if any(len(i.shape) == 4 for i in ensure_tuple(img)) or len(filenames) > 1:
                 meta["frame_axis"] = axes[0]
                 meta["frame_values"] = [float(v) for v in values]
         return data, meta
+
+    def _file_frame_info(self, shape: tuple[int, ...], name: str) -> tuple[str, list[float]] | None:
+        """Frame axis and values of one file from its sidecars (``None`` without sidecar), checked against ``shape``."""
+        if len(shape) > 4:
+            raise UnreadableFileError(f"NIfTI file {name!r} has {len(shape)} dimensions {shape}; expected 3 or 4.")
+        n_frames = int(shape[3]) if len(shape) == 4 else 1
+        info = read_frame_info(name, n_frames=n_frames if len(shape) == 4 else None)
+        if info is None:
+            if self.require_frame_values and n_frames > 1:
+                raise FrameValuesError(f"4D NIfTI file {name!r} ({n_frames} frames) has no sidecar JSON/.bval.")
+            return None
+        if len(shape) == 3 and len(info[1]) != 1:
+            raise FrameValuesError(
+                f"3D NIfTI file {name!r} has one frame but its sidecar gives {len(info[1])} values {info[1]}."
+            )
+        return info
+
+    def _check_frame_axes(self, axes: list[str], filenames: list[str]) -> None:
+        """The files read together must all have sidecars, of one frame axis, the expected one."""
+        if len(axes) != len(filenames):
+            raise FrameValuesError(f"only some of the files {filenames} have frame sidecars.")
+        if len(set(axes)) > 1:
+            raise FrameValuesError(f"files {filenames} have different frame axes {axes}.")
+        if self.frame_axis is not None and axes[0] != self.frame_axis:
+            raise FrameValuesError(f"{filenames}: expected frame axis {self.frame_axis!r}, sidecar gives {axes[0]!r}.")
 
 
 def load_sequence(path: str | os.PathLike | Sequence[str | os.PathLike], **reader_kwargs):

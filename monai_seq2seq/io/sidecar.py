@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from monai_seq2seq.core.errors import FrameValuesError, UnreadableFileError
 from monai_seq2seq.core.files import atomic_write_text
@@ -27,6 +28,7 @@ __all__ = [
     "validate_frame_values",
     "relative_times",
     "write_frame_info",
+    "write_sidecar_json",
 ]
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd", ".mgz")
@@ -154,8 +156,24 @@ def read_frame_info(path: str | os.PathLike, n_frames: int | None = None) -> tup
     return axis0, vals0
 
 
+def write_sidecar_json(path: str | os.PathLike, fields: Mapping[str, Any]) -> Path:
+    """Write the BIDS-style sidecar ``<stem>.json`` of the image at ``path`` holding ``fields``.
+
+    Values JSON cannot hold (a ``numpy.float32``, a ``Path``) are written as their ``str``.
+
+    Args:
+        path: the image file the sidecar belongs to (need not exist yet).
+        fields: the JSON object to write.
+
+    Returns:
+        The path of the written ``.json``.
+    """
+    json_path, _ = sidecar_paths(path)
+    return atomic_write_text(json_path, json.dumps(dict(fields), indent=2, default=str) + "\n")
+
+
 def write_frame_info(
-    path: str | os.PathLike, frame_axis: str, frame_values: Sequence[float], extra: dict | None = None
+    path: str | os.PathLike, frame_axis: str, frame_values: Sequence[float], extra: Mapping[str, Any] | None = None
 ) -> Path:
     """Write the sidecar of a 4D image: ``<stem>.json`` with ``VolumeTiming`` (time) or ``<stem>.bval`` (bvalue).
 
@@ -163,15 +181,19 @@ def write_frame_info(
         path: the image file the sidecar belongs to (need not exist yet).
         frame_axis: ``"time"`` (seconds) or ``"bvalue"`` (s/mm^2).
         frame_values: one value per frame.
-        extra: more JSON fields to write (time axis only), e.g. ``{"ContrastBolusIngredient": "GADOLINIUM"}``.
+        extra: more JSON fields, e.g. ``{"ContrastBolusIngredient": "GADOLINIUM"}``: written with ``VolumeTiming``
+            (time), or as a ``<stem>.json`` next to the ``.bval`` (bvalue; no JSON when ``extra`` is ``None``).
 
     Returns:
-        The path of the written sidecar.
+        The path of the written ``.json`` (time) or ``.bval`` (bvalue).
+
+    Raises:
+        FrameValuesError: see :func:`validate_frame_values`; nothing is written then.
     """
     vals = validate_frame_values(frame_axis, frame_values, source=f"sidecar of {path}")
-    json_path, bval_path = sidecar_paths(path)
     if frame_axis == FrameAxis.TIME:
-        data = dict(extra or {})
-        data["VolumeTiming"] = vals
-        return atomic_write_text(json_path, json.dumps(data, indent=2) + "\n")
+        return write_sidecar_json(path, {**(extra or {}), "VolumeTiming": vals})
+    if extra is not None:
+        write_sidecar_json(path, extra)
+    _, bval_path = sidecar_paths(path)
     return atomic_write_text(bval_path, " ".join(f"{v:g}" for v in vals) + "\n")

@@ -18,13 +18,14 @@ Frame axes (B, T, C, ...) are folded into the batch.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+from monai_seq2seq.core.integrity import name_hash_prefix, sha256_prefix_matches
 
 __all__ = ["VGG19_FILE", "default_vgg19_path", "VGG19PerceptualLoss", "build_perceptual_loss"]
 
@@ -65,14 +66,11 @@ def _vgg19_features() -> nn.Sequential:
 
 
 def _check_sha256_prefix(path: Path) -> None:
-    prefix = path.stem.rsplit("-", 1)[-1]
-    if not (path.stem.startswith("vgg19-") and len(prefix) == 8):
+    """Raise ``ValueError`` when a ``vgg19-<hash8>.pth`` file's sha256 does not start with ``<hash8>``."""
+    prefix = name_hash_prefix(path)
+    if not path.stem.startswith("vgg19-") or prefix is None:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(prefix):
+    if not sha256_prefix_matches(path, prefix):
         raise ValueError(f"{path} does not match the sha256 prefix {prefix} in its name; corrupt download?")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from monai_seq2seq.phantoms.tissues import GADOLINIUM_R1, IVIM_DSTAR_FACTOR, InversionRecovery, Kinetics, SpinEcho
+from monai_seq2seq.transforms.dwi import ivim_signal
 
 __all__ = [
     "spin_echo",
@@ -63,18 +64,21 @@ def enhancement(kinetics: Kinetics, times_s: Sequence[float]) -> np.ndarray:
 def ivim_attenuation(bvalues: Sequence[float], adc, perfusion_fraction, dstar_factor: float = IVIM_DSTAR_FACTOR):
     """IVIM signal fraction ``f exp(-b D*) + (1 - f) exp(-b ADC)`` with ``D* = dstar_factor ADC``.
 
+    The model is :func:`monai_seq2seq.transforms.dwi.ivim_signal` (the one IVIM model of the code base) with
+    ``S0 = 1`` and ``D = ADC``, evaluated in float64.
+
     Args:
         bvalues: b-values in s/mm^2, shape ``(B,)``.
         adc: ADC in mm^2/s, scalar or array of shape ``S``.
         perfusion_fraction: f, scalar or array broadcastable with ``adc``.
+        dstar_factor: pseudo-diffusion D* as a multiple of the ADC.
 
     Returns:
-        array of shape ``(B, *S)``.
+        float64 numpy array of shape ``(B, *S)``.
     """
-    b = np.asarray(bvalues, dtype=np.float64).reshape((-1,) + (1,) * np.ndim(adc))
     adc = np.asarray(adc, dtype=np.float64)
     f = np.asarray(perfusion_fraction, dtype=np.float64)
-    return f * np.exp(-b * dstar_factor * adc) + (1.0 - f) * np.exp(-b * adc)
+    return ivim_signal(np.float64(1.0), adc, f, dstar_factor * adc, bvalues).numpy()
 
 
 def partial_volume(fractions: Mapping[str, np.ndarray], signals: Mapping[str, float | np.ndarray]) -> np.ndarray:

@@ -15,17 +15,16 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from monai_seq2seq.core.files import atomic_write, atomic_write_text
+from monai_seq2seq.core.files import atomic_write_text
 from monai_seq2seq.core.protocols import BRAIN, BREAST, Protocol
+from monai_seq2seq.io.nifti_writer import save_nifti
 from monai_seq2seq.io.sidecar import write_frame_info
 from monai_seq2seq.phantoms.subject import PhantomSubject
 
 __all__ = [
     "BRATS_SUFFIXES",
-    "save_nifti",
     "brain_subject_files",
     "breast_subject_files",
     "write_subject",
@@ -37,40 +36,6 @@ BRATS_SUFFIXES = {"T1": "t1", "T1Gd": "t1ce", "T2": "t2", "FLAIR": "flair"}
 """BraTS 2021 file suffix of each brain sequence."""
 
 _DICOM_SEQUENCES = ("DCE", "FatSatDCE", "DWI")
-
-
-def save_nifti(
-    array: np.ndarray,
-    affine: np.ndarray,
-    path: str | os.PathLike,
-    overwrite: bool = False,
-    frame_step: float | None = None,
-) -> Path:
-    """Save a 3D ``(X, Y, Z)`` or 4D ``(X, Y, Z, T)`` array as NIfTI atomically.
-
-    Args:
-        array: the data (dtype kept: float32 images, uint8 masks).
-        affine: 4x4 voxel-to-RAS affine; written as both sform and qform (code 1, scanner).
-        path: target ``.nii.gz``.
-        overwrite: replace an existing file; otherwise an existing file raises ``FileExistsError``.
-        frame_step: ``pixdim[4]`` of a 4D image (e.g. seconds between DCE frames).
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, dtype=np.float64))
-    img.set_sform(affine, code=1)
-    img.set_qform(affine, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    if array.ndim == 4 and frame_step is not None:
-        zooms = list(img.header.get_zooms())
-        zooms[3] = float(frame_step)
-        img.header.set_zooms(zooms)
-    return atomic_write(path, lambda tmp: nib.save(img, str(tmp)))
 
 
 def brain_subject_files(sid: str) -> dict[str, str]:

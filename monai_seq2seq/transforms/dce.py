@@ -25,13 +25,21 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_tensor
 
 from monai_seq2seq.core.errors import FrameValuesError
 
-from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe
+from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe, like
 
-__all__ = ["WASH_FORMULA", "DEFAULT_MIN_SIGNAL_FRACTION", "wash_in_out", "WashInOut", "WashInOutd"]
+__all__ = [
+    "WASH_FORMULA",
+    "DEFAULT_MIN_SIGNAL_FRACTION",
+    "wash_in_out",
+    "WashInOut",
+    "WashInOutd",
+    "WashInOutD",
+    "WashInOutDict",
+]
 
 WASH_FORMULA = (
     "wash-in = (S[early] - S[pre]) / max(S[pre], eps); "
@@ -136,7 +144,7 @@ class WashInOut(Transform):
         except ValueError as err:
             raise ValueError(f"{label}: {err}") from err
         maps = {"both": [wash_in, wash_out], "in": [wash_in], "out": [wash_out]}[self.output]
-        out, *_ = convert_to_dst_type(torch.stack([torch.as_tensor(m) for m in maps]), img, dtype=torch.float32)
+        out = like(torch.stack([torch.as_tensor(m) for m in maps]), img, dtype=torch.float32)
         if isinstance(out, MetaTensor):
             out.meta = {k: v for k, v in out.meta.items() if k not in (FRAME_AXIS_KEY, FRAME_VALUES_KEY)}
             out.meta["derived_from"] = str(meta.get("filename_or_obj", name or "DCE"))
@@ -152,6 +160,7 @@ class WashInOutd(MapTransform):
         wash_in_key, wash_out_key: output keys (the breast protocol's ``WashIn``/``WashOut``).
         overwrite: replace existing output keys; otherwise an existing one is an error (it may be an acquired map).
         pre_frame, early_frame, late_frame, eps, min_signal_fraction: see :func:`wash_in_out`.
+        allow_missing_keys: skip an absent DCE key instead of raising ``KeyError``.
     """
 
     backend = WashInOut.backend
@@ -167,7 +176,7 @@ class WashInOutd(MapTransform):
         late_frame: int = -1,
         eps: float = 1e-6,
         min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
@@ -190,3 +199,6 @@ class WashInOutd(MapTransform):
             if "available" in d:
                 d["available"] = list(dict.fromkeys([*d["available"], *self.out_keys]))
         return d
+
+
+WashInOutD = WashInOutDict = WashInOutd

@@ -27,11 +27,21 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_tensor
 
 from monai_seq2seq.core.errors import FrameValuesError
 
-from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe, get_frame_values, set_frame_meta
+from .base import PerKeyd
+from .utils import (
+    FRAME_AXIS_KEY,
+    FRAME_VALUES_KEY,
+    check_finite,
+    describe,
+    get_frame_values,
+    key_label,
+    like,
+    set_frame_meta,
+)
 
 __all__ = [
     "DSTAR_RANGE",
@@ -45,6 +55,12 @@ __all__ = [
     "ADCMapd",
     "IVIMMaps",
     "IVIMMapsd",
+    "SelectBValuesD",
+    "SelectBValuesDict",
+    "ADCMapD",
+    "ADCMapDict",
+    "IVIMMapsD",
+    "IVIMMapsDict",
 ]
 
 _SIGNAL_FLOOR = 1e-6
@@ -175,13 +191,17 @@ def diffusion_signal(s0: NdarrayOrTensor, adc: NdarrayOrTensor, bvalues: Sequenc
 def ivim_signal(
     s0: NdarrayOrTensor, d: NdarrayOrTensor, f: NdarrayOrTensor, dstar: NdarrayOrTensor, bvalues: Sequence[float]
 ) -> torch.Tensor:
-    """IVIM model ``S0 [(1 - f) exp(-b D) + f exp(-b D*)]``.
+    """IVIM model ``S0 [(1 - f) exp(-b D) + f exp(-b D*)]``, the one of the code base (the breast phantom's too).
 
     Args:
-        s0, d, f, dstar: maps of shape ``S`` (D and D* in mm^2/s). bvalues: ``B`` b-values.
+        s0, d, f, dstar: maps of shape ``S`` (D and D* in mm^2/s), numpy or torch. bvalues: ``B`` b-values.
 
     Returns:
-        torch tensor of shape ``(B, *S)``.
+        torch tensor of shape ``(B, *S)``, in the dtype torch promotes the inputs to (a Python float becomes a
+        float32 tensor: pass float64 arrays for a float64 result).
+
+    Raises:
+        FrameValuesError: negative or non-finite b-values.
     """
     d_t = torch.as_tensor(d)
     b = _bvalue_tensor(bvalues, "ivim_signal").to(d_t.dtype if d_t.is_floating_point() else torch.float64)
@@ -223,7 +243,7 @@ def _dwi_input(
 
 def _map_output(maps: torch.Tensor, img: NdarrayOrTensor, **meta) -> NdarrayOrTensor:
     """``maps`` as float32 of ``img``'s type; a MetaTensor keeps the affine, loses the frame meta, gains ``meta``."""
-    out, *_ = convert_to_dst_type(maps, img, dtype=torch.float32)
+    out = like(maps, img, dtype=torch.float32)
     if isinstance(out, MetaTensor):
         out.meta = {k: v for k, v in out.meta.items() if k not in (FRAME_AXIS_KEY, FRAME_VALUES_KEY)}
         out.meta.update(meta)
@@ -306,9 +326,8 @@ class SelectBValues(Transform):
                 model = diffusion_signal(*fit_monoexponential(frames, acquired, label), missing)
             synth = iter(model.to(frames.dtype))
             out = [next(synth) if o is None else o for o in out]
-        result, *_ = convert_to_dst_type(torch.stack(out), img, dtype=frames.dtype)  # type: ignore[arg-type]
+        result = like(torch.stack(out), img, dtype=frames.dtype)  # type: ignore[arg-type]
         if isinstance(result, MetaTensor):
-            result.meta = dict(result.meta)
             set_frame_meta(result, "bvalue", self.bvalues)
             result.meta["synthesised_bvalues"] = missing
         return result
@@ -406,11 +425,6 @@ class IVIMMaps(Transform):
         )
 
 
-def _label(key: Hashable, img: NdarrayOrTensor) -> str:
-    meta = getattr(img, "meta", None) or {}
-    return f"{key} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
-
-
 def _refuse_overwrite(d: Mapping, keys: Sequence[str], overwrite: bool, transform: str) -> None:
     existing = [k for k in keys if d.get(k) is not None]
     if existing and not overwrite:
@@ -420,12 +434,12 @@ def _refuse_overwrite(d: Mapping, keys: Sequence[str], overwrite: bool, transfor
         )
 
 
-class SelectBValuesd(MapTransform):
+class SelectBValuesd(PerKeyd):
     """Dictionary twin of :class:`SelectBValues`: each key's ``(T, X, Y, Z)`` -> ``(len(bvalues), X, Y, Z)``.
 
     Args:
         keys: DWI keys. bvalues, model, synthesise, tol, duplicates, threshold: see :class:`SelectBValues`.
-        allow_missing_keys: skip absent keys.
+        allow_missing_keys: skip absent keys instead of raising ``KeyError``.
     """
 
     backend = SelectBValues.backend
@@ -439,16 +453,10 @@ class SelectBValuesd(MapTransform):
         tol: float = 1.0,
         duplicates: str = "raise",
         threshold: float = 200.0,
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.selector = SelectBValues(bvalues, model, synthesise, tol, duplicates, threshold)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.selector(d[key], name=_label(key, d[key]))
-        return d
+        selector = SelectBValues(bvalues, model, synthesise, tol, duplicates, threshold)
+        super().__init__(keys, selector, allow_missing_keys, named=True)
 
 
 class ADCMapd(MapTransform):
@@ -459,7 +467,7 @@ class ADCMapd(MapTransform):
         output_key: where the map goes; an existing one is an error unless ``overwrite`` (it may be an acquired ADC).
         bvalue_range, scale, duplicates: see :class:`ADCMap`.
         overwrite: replace an existing ``output_key``.
-        allow_missing_keys: skip an absent DWI key.
+        allow_missing_keys: skip an absent DWI key instead of raising ``KeyError``.
     """
 
     backend = ADCMap.backend
@@ -472,7 +480,7 @@ class ADCMapd(MapTransform):
         scale: float = 1.0,
         duplicates: str = "raise",
         overwrite: bool = False,
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
@@ -484,7 +492,7 @@ class ADCMapd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             _refuse_overwrite(d, [self.output_key], self.overwrite, "ADCMapd")
-            d[self.output_key] = self.mapper(d[key], name=_label(key, d[key]))
+            d[self.output_key] = self.mapper(d[key], name=key_label(key, d[key]))
         return d
 
 
@@ -496,7 +504,7 @@ class IVIMMapsd(MapTransform):
         output_keys: keys of D, f and D*.
         threshold, duplicates: see :class:`IVIMMaps`.
         overwrite: replace existing output keys; otherwise an existing one is an error.
-        allow_missing_keys: skip an absent DWI key.
+        allow_missing_keys: skip an absent DWI key instead of raising ``KeyError``.
     """
 
     backend = IVIMMaps.backend
@@ -508,7 +516,7 @@ class IVIMMapsd(MapTransform):
         threshold: float = 200.0,
         duplicates: str = "raise",
         overwrite: bool = False,
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1 or len(output_keys) != 3 or len(set(output_keys)) != 3:
@@ -522,7 +530,7 @@ class IVIMMapsd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             _refuse_overwrite(d, self.output_keys, self.overwrite, "IVIMMapsd")
-            maps = self.mapper(d[key], name=_label(key, d[key]))
+            maps = self.mapper(d[key], name=key_label(key, d[key]))
             for i, out_key in enumerate(self.output_keys):
                 one = maps[i : i + 1]
                 if isinstance(one, MetaTensor):
@@ -530,3 +538,8 @@ class IVIMMapsd(MapTransform):
                     one.meta.update(channels=[maps.meta["channels"][i]], units=maps.meta["units"][i])
                 d[out_key] = one
         return d
+
+
+SelectBValuesD = SelectBValuesDict = SelectBValuesd
+ADCMapD = ADCMapDict = ADCMapd
+IVIMMapsD = IVIMMapsDict = IVIMMapsd

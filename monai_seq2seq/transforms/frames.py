@@ -6,18 +6,18 @@ pre-contrast frame; DWI: b-values in s/mm^2) and ``meta["frame_axis"]``; see :mo
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.transforms import Transform
+from monai.utils import TransformBackends, convert_to_tensor, ensure_tuple
 
 from monai_seq2seq.core.errors import FrameValuesError
 
-from .utils import check_distinct, describe, get_frame_values, set_frame_meta
+from .base import PerKeyd
+from .utils import check_distinct, describe, get_frame_values, like, set_frame_meta
 
 __all__ = [
     "SortFrames",
@@ -26,12 +26,13 @@ __all__ = [
     "ResampleFramesd",
     "CheckFrameCount",
     "CheckFrameCountd",
+    "SortFramesD",
+    "SortFramesDict",
+    "ResampleFramesD",
+    "ResampleFramesDict",
+    "CheckFrameCountD",
+    "CheckFrameCountDict",
 ]
-
-
-def _key_label(key: Hashable, img: Any) -> str:
-    meta = getattr(img, "meta", None) or {}
-    return f"{key} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
 
 
 def _with_frames(
@@ -41,8 +42,7 @@ def _with_frames(
     values: Sequence[float],
     dtype: torch.dtype | None = None,
 ):
-    out, *_ = convert_to_dst_type(frames, img, dtype=dtype)
-    return set_frame_meta(out, axis, values)
+    return set_frame_meta(like(frames, img, dtype=img.dtype if dtype is None else dtype), axis, values)
 
 
 class SortFrames(Transform):
@@ -180,30 +180,31 @@ class CheckFrameCount(Transform):
         return img
 
 
-class _PerKey(MapTransform):
-    """Apply an array transform that takes ``name=`` to every key."""
+class SortFramesd(PerKeyd):
+    """Dictionary twin of :class:`SortFrames`.
 
-    def __init__(self, keys: KeysCollection, transform: Transform, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.transform = transform
-        self.backend = transform.backend
+    Args:
+        keys: 4D series keys. expected_axis: see :class:`SortFrames`.
+        allow_missing_keys: skip absent keys (a subject without DWI) instead of raising ``KeyError``.
+    """
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.transform(d[key], name=_key_label(key, d[key]))
-        return d
+    backend = SortFrames.backend
 
-
-class SortFramesd(_PerKey):
-    """Dictionary twin of :class:`SortFrames` (missing keys are skipped by default: not every subject has DWI)."""
-
-    def __init__(self, keys: KeysCollection, expected_axis: str | None = None, allow_missing_keys: bool = True) -> None:
-        super().__init__(keys, SortFrames(expected_axis), allow_missing_keys)
+    def __init__(
+        self, keys: KeysCollection, expected_axis: str | None = None, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, SortFrames(expected_axis), allow_missing_keys, named=True)
 
 
-class ResampleFramesd(_PerKey):
-    """Dictionary twin of :class:`ResampleFrames`."""
+class ResampleFramesd(PerKeyd):
+    """Dictionary twin of :class:`ResampleFrames`.
+
+    Args:
+        keys: 4D series keys. target_values, expected_axis, extrapolate: see :class:`ResampleFrames`.
+        allow_missing_keys: skip absent keys instead of raising ``KeyError``.
+    """
+
+    backend = ResampleFrames.backend
 
     def __init__(
         self,
@@ -211,28 +212,38 @@ class ResampleFramesd(_PerKey):
         target_values: Sequence[float],
         expected_axis: str | None = "time",
         extrapolate: bool = False,
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, ResampleFrames(target_values, expected_axis, extrapolate), allow_missing_keys)
+        super().__init__(
+            keys, ResampleFrames(target_values, expected_axis, extrapolate), allow_missing_keys, named=True
+        )
 
 
-class CheckFrameCountd(MapTransform):
-    """Dictionary twin of :class:`CheckFrameCount`: one expected count per key (or one for all)."""
+class CheckFrameCountd(PerKeyd):
+    """Dictionary twin of :class:`CheckFrameCount`: one expected count per key (or one for all).
+
+    Args:
+        keys: 4D series keys. expected: one count for all keys, or one per key in key order.
+        allow_missing_keys: skip absent keys instead of raising ``KeyError``.
+    """
 
     backend = CheckFrameCount.backend
 
-    def __init__(self, keys: KeysCollection, expected: int | Sequence[int], allow_missing_keys: bool = True) -> None:
-        super().__init__(keys, allow_missing_keys)
+    def __init__(self, keys: KeysCollection, expected: int | Sequence[int], allow_missing_keys: bool = False) -> None:
+        keys = ensure_tuple(keys)
         if isinstance(expected, (int, np.integer)):
-            counts = [int(expected)] * len(self.keys)
+            counts = [int(expected)] * len(keys)
         else:
             counts = [int(e) for e in expected]
-        if len(counts) != len(self.keys):
-            raise ValueError(f"{len(counts)} expected counts for {len(self.keys)} keys.")
+        if len(counts) != len(keys):
+            raise ValueError(f"{len(counts)} expected counts for {len(keys)} keys.")
+        super().__init__(keys, CheckFrameCount(counts[0]), allow_missing_keys, named=True)
         self.checkers = dict(zip(self.keys, (CheckFrameCount(c) for c in counts), strict=True))
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            self.checkers[key](d[key], name=_key_label(key, d[key]))
-        return d
+    def transform_for(self, key: Hashable) -> CheckFrameCount:
+        return self.checkers[key]
+
+
+SortFramesD = SortFramesDict = SortFramesd
+ResampleFramesD = ResampleFramesDict = ResampleFramesd
+CheckFrameCountD = CheckFrameCountDict = CheckFrameCountd

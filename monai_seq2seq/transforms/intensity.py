@@ -15,12 +15,13 @@ from collections.abc import Hashable, Mapping
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
-from monai.transforms import InvertibleTransform, MapTransform
+from monai.transforms import InvertibleTransform
 from monai.transforms.utils_pytorch_numpy_unification import clip, percentile
-from monai.utils import TransformBackends, convert_to_tensor
+from monai.utils import TransformBackends
 from monai.utils.enums import TraceKeys
 
-from .utils import check_finite, describe, pop_own_trace
+from .base import InvertiblePerKeyd
+from .utils import check_finite, describe, like, pop_own_trace
 
 __all__ = [
     "INTENSITY_RANGE_KEY",
@@ -30,21 +31,16 @@ __all__ = [
     "ToSymmetricRanged",
     "FromSymmetricRange",
     "FromSymmetricRanged",
+    "PercentileScaleIntensityD",
+    "PercentileScaleIntensityDict",
+    "ToSymmetricRangeD",
+    "ToSymmetricRangeDict",
+    "FromSymmetricRangeD",
+    "FromSymmetricRangeDict",
 ]
 
 INTENSITY_RANGE_KEY = "intensity_range"
 """Meta key of the source intensities mapped to 0 and 1 by :class:`PercentileScaleIntensity`."""
-
-
-def _track(img: NdarrayOrTensor, out: NdarrayOrTensor) -> NdarrayOrTensor:
-    """``out`` as the type of ``img`` (numpy stays numpy); a MetaTensor keeps its meta and trace."""
-    if isinstance(img, MetaTensor):
-        result = MetaTensor(convert_to_tensor(out), meta=dict(img.meta))
-        result.applied_operations = list(img.applied_operations)
-        return result
-    if isinstance(img, torch.Tensor):
-        return convert_to_tensor(out)
-    return out
 
 
 class PercentileScaleIntensity(InvertibleTransform):
@@ -121,7 +117,7 @@ class PercentileScaleIntensity(InvertibleTransform):
         out = (img - low) / (high - low)
         if self.clip:
             out = clip(out, 0.0, 1.0)
-        out = _track(img, out.float() if isinstance(out, torch.Tensor) else out.astype("float32"))
+        out = like(out, img, dtype=torch.float32)
         if isinstance(out, MetaTensor):
             out.meta[INTENSITY_RANGE_KEY] = [low, high]
             self.push_transform(out, extra_info={"low": low, "high": high})
@@ -177,43 +173,17 @@ class FromSymmetricRange(_AffineRange):
     shift = 0.5
 
 
-class _KeyWise(MapTransform, InvertibleTransform):
-    """Apply one invertible array transform to every key (its inverse too)."""
-
-    backend: list = []
-
-    def __init__(self, keys: KeysCollection, transform: InvertibleTransform, allow_missing_keys: bool = False):
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.transform = transform
-        self.backend = transform.backend
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self._apply(key, d[key])
-        return d
-
-    def _transform_for(self, key: Hashable) -> InvertibleTransform:
-        return self.transform
-
-    def _apply(self, key: Hashable, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        return self._transform_for(key)(img)
-
-    def inverse(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self._transform_for(key).inverse(d[key])
-        return d
-
-
-class PercentileScaleIntensityd(_KeyWise):
+class PercentileScaleIntensityd(InvertiblePerKeyd):
     """Dictionary twin of :class:`PercentileScaleIntensity`: each key gets its own scale (one per series).
 
     Args:
-        keys, lower, upper, clip, nonzero, allow_missing_keys: as :class:`PercentileScaleIntensity`.
+        keys, lower, upper, clip, nonzero: as :class:`PercentileScaleIntensity`.
+        allow_missing_keys: skip absent keys instead of raising ``KeyError``.
         fixed_ranges: ``{key: (low, high)}`` of keys mapped by a fixed window instead of their percentiles,
             e.g. ``get_protocol("breast").intensity_windows()`` for the wash-in/out ratios.
     """
+
+    backend = PercentileScaleIntensity.backend
 
     def __init__(
         self,
@@ -225,30 +195,34 @@ class PercentileScaleIntensityd(_KeyWise):
         allow_missing_keys: bool = False,
         fixed_ranges: Mapping[Hashable, tuple[float, float]] | None = None,
     ) -> None:
-        super().__init__(keys, PercentileScaleIntensity(lower, upper, clip, nonzero), allow_missing_keys)
+        super().__init__(keys, PercentileScaleIntensity(lower, upper, clip, nonzero), allow_missing_keys, named=True)
         self.windowed = {
             key: PercentileScaleIntensity(lower, upper, clip, nonzero, fixed_range=window)
             for key, window in (fixed_ranges or {}).items()
         }
 
-    def _transform_for(self, key: Hashable) -> InvertibleTransform:
+    def transform_for(self, key: Hashable) -> PercentileScaleIntensity:
         return self.windowed.get(key, self.transform)
 
-    def _apply(self, key: Hashable, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        meta = getattr(img, "meta", None) or {}
-        name = f"{key!s} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
-        return self._transform_for(key)(img, name=name)
 
+class ToSymmetricRanged(InvertiblePerKeyd):
+    """Dictionary twin of :class:`ToSymmetricRange` (``allow_missing_keys``: skip absent keys)."""
 
-class ToSymmetricRanged(_KeyWise):
-    """Dictionary twin of :class:`ToSymmetricRange`."""
+    backend = ToSymmetricRange.backend
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, ToSymmetricRange(), allow_missing_keys)
 
 
-class FromSymmetricRanged(_KeyWise):
-    """Dictionary twin of :class:`FromSymmetricRange`."""
+class FromSymmetricRanged(InvertiblePerKeyd):
+    """Dictionary twin of :class:`FromSymmetricRange` (``allow_missing_keys``: skip absent keys)."""
+
+    backend = FromSymmetricRange.backend
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, FromSymmetricRange(), allow_missing_keys)
+
+
+PercentileScaleIntensityD = PercentileScaleIntensityDict = PercentileScaleIntensityd
+ToSymmetricRangeD = ToSymmetricRangeDict = ToSymmetricRanged
+FromSymmetricRangeD = FromSymmetricRangeDict = FromSymmetricRanged

@@ -31,6 +31,14 @@ __all__ = [
     "RandSourceTargetd",
     "SequenceCode",
     "SequenceCoded",
+    "AvailabilityMaskD",
+    "AvailabilityMaskDict",
+    "RandSilenceSequencesD",
+    "RandSilenceSequencesDict",
+    "RandSourceTargetD",
+    "RandSourceTargetDict",
+    "SequenceCodeD",
+    "SequenceCodeDict",
 ]
 
 MASK_KEY = "available_mask"
@@ -77,6 +85,9 @@ class AvailabilityMaskd(MapTransform):
         protocol: see :class:`AvailabilityMask`.
         mask_key: where the ``(S,)`` bool mask goes.
         min_available: raise ``ValueError`` (naming the subject) when fewer sequences are present.
+
+    Absent keys are always skipped (no ``allow_missing_keys``): which of the protocol's sequences a subject has
+    is the input of this transform.
     """
 
     backend = AvailabilityMask.backend
@@ -166,6 +177,9 @@ class RandSilenceSequencesd(Randomizable, MapTransform):
         keys: the protocol's sequence keys, in protocol order.
         prob, min_silence, max_silence, min_keep: see :class:`RandSilenceSequences`.
         mask_key: availability mask to update if the dict has one.
+
+    Absent keys are always skipped (no ``allow_missing_keys``): which of the protocol's sequences a subject has
+    is the input of this transform.
     """
 
     backend = RandSilenceSequences.backend
@@ -265,6 +279,9 @@ class RandSourceTargetd(Randomizable, MapTransform):
         protocol: see :class:`AvailabilityMask` (gives the code length).
         num_sources, targets: see :class:`RandSourceTarget` (``targets`` by name here).
         concat_sources: concatenate several sources' frames into ``"source"``.
+
+    Absent keys are always skipped (no ``allow_missing_keys``): which of the protocol's sequences a subject has
+    is the input of this transform.
     """
 
     backend = RandSourceTarget.backend
@@ -330,7 +347,12 @@ class SequenceCode(Transform):
 
 
 class SequenceCoded(MapTransform):
-    """Dictionary twin of :class:`SequenceCode`: ``data[key]`` names -> ``data[f"{key}{suffix}"]`` codes."""
+    """Dictionary twin of :class:`SequenceCode`: ``data[key]`` names -> ``data[f"{key}{suffix}"]`` codes.
+
+    Args:
+        keys: keys holding sequence names. protocol: see :class:`SequenceCode`. suffix: appended to each key.
+        allow_missing_keys: skip absent keys instead of raising ``KeyError``.
+    """
 
     backend = SequenceCode.backend
 
@@ -350,3 +372,9 @@ class SequenceCoded(MapTransform):
         for key in self.key_iterator(d):
             d[f"{key}{self.suffix}"] = self.coder(d[key])
         return d
+
+
+AvailabilityMaskD = AvailabilityMaskDict = AvailabilityMaskd
+RandSilenceSequencesD = RandSilenceSequencesDict = RandSilenceSequencesd
+RandSourceTargetD = RandSourceTargetDict = RandSourceTargetd
+SequenceCodeD = SequenceCodeDict = SequenceCoded

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from monai.transforms import DivisiblePad
+from monai.transforms.croppad.functional import pad_nd
 
 __all__ = ["volume_to_slabs", "slabs_to_volume", "pad_to_multiple", "constant_samples"]
 
@@ -61,15 +62,27 @@ def slabs_to_volume(slabs: torch.Tensor, mode: str = "middle") -> torch.Tensor:
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad the last two dims of ``x`` (..., X, Y) up to multiples of ``multiple``; returns the original (X, Y)."""
+    """Pad the last two dims of ``x`` at their ends up to multiples of ``multiple`` (MONAI's ``DivisiblePad``).
+
+    Args:
+        x: ``(..., X, Y)``, e.g. the ``(Z, T, C, X, Y)`` slabs of :func:`volume_to_slabs`.
+        multiple: the network's downsampling factor.
+        mode: padding mode (``torch.nn.functional.pad``); it becomes ``"replicate"`` when a pad is not smaller than
+            the plane, where torch cannot reflect (MONAI's ``pad_nd`` would fall back to numpy's repeated reflection).
+
+    Returns:
+        ``(padded, (X, Y))``: the padded tensor and the original plane size, to crop the prediction back with
+        ``[..., :X, :Y]``.
+    """
     size = (x.shape[-2], x.shape[-1])
-    pad_x, pad_y = (-size[0]) % multiple, (-size[1]) % multiple
-    if pad_x or pad_y:
-        lead = x.shape[:-2]
-        flat = x.reshape(-1, 1, *size)
-        flat = F.pad(flat, (0, pad_y, 0, pad_x), mode=mode if min(size) > max(pad_x, pad_y) else "replicate")
-        x = flat.reshape(*lead, *flat.shape[-2:])
-    return x, size
+    to_pad = DivisiblePad(k=multiple, method="end").compute_pad_width(size)  # ((0, 0), (0, pad_x), (0, pad_y))
+    largest = max(after for _, after in to_pad)
+    if not largest:
+        return x, size
+    if min(size) <= largest:
+        mode = "replicate"
+    flat = pad_nd(x.reshape(-1, *size), list(to_pad), mode=mode)  # channel-first (N, X, Y) for MONAI
+    return flat.reshape(*x.shape[:-2], *flat.shape[-2:]), size
 
 
 def constant_samples(x: torch.Tensor) -> torch.Tensor:

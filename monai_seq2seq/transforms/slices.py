@@ -21,8 +21,9 @@ from monai.transforms import InvertibleTransform, MapTransform, Randomizable, Tr
 from monai.utils import TransformBackends
 from monai.utils.enums import TraceKeys
 
+from .base import InvertiblePerKeyd, PerKeyd
 from .slabs import slabs_to_volume, volume_to_slabs
-from .utils import pop_own_trace
+from .utils import like, pop_own_trace
 
 __all__ = [
     "VolumeToSlices",
@@ -31,6 +32,12 @@ __all__ = [
     "SlicesToVolumed",
     "Slices25D",
     "Slices25Dd",
+    "VolumeToSlicesD",
+    "VolumeToSlicesDict",
+    "SlicesToVolumeD",
+    "SlicesToVolumeDict",
+    "Slices25DD",
+    "Slices25DDict",
     "present_keys",
 ]
 
@@ -84,12 +91,11 @@ class VolumeToSlices(InvertibleTransform):
             raise ValueError(f"VolumeToSlices expects a channel-first (T, X, Y, Z) image, got {tuple(img.shape)}.")
         volume = _plain(img).movedim(1 + self.axis, -1)
         slabs = volume_to_slabs(volume, self.num_slices // 2).contiguous()
-        if isinstance(img, MetaTensor):
-            out = MetaTensor(slabs, meta=dict(img.meta))
-            out.applied_operations = list(img.applied_operations)
-            self.push_transform(out, extra_info={"axis": self.axis})
-            return out
-        return slabs
+        if not isinstance(img, MetaTensor):
+            return slabs
+        out = like(slabs, img)
+        self.push_transform(out, extra_info={"axis": self.axis})
+        return out
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
         axis = self.axis
@@ -128,53 +134,29 @@ class SlicesToVolume(Transform):
                 f"SlicesToVolume expects (D, T, C, H, W) with odd C or (D, T, H, W), got {tuple(slices.shape)}."
             )
         volume = slabs_to_volume(data, self.mode).movedim(-1, 1 + self.axis).contiguous()
-        if isinstance(slices, MetaTensor):
-            out = MetaTensor(volume, meta=dict(slices.meta))
-            out.applied_operations = list(slices.applied_operations)
-            return out
-        return volume
+        return like(volume, slices) if isinstance(slices, MetaTensor) else volume
 
 
-class VolumeToSlicesd(MapTransform, InvertibleTransform):
-    """Dictionary twin of :class:`VolumeToSlices`."""
+class VolumeToSlicesd(InvertiblePerKeyd):
+    """Dictionary twin of :class:`VolumeToSlices` (``allow_missing_keys``: skip absent keys)."""
 
     backend = VolumeToSlices.backend
 
     def __init__(
         self, keys: KeysCollection, axis: int = -1, num_slices: int = 3, allow_missing_keys: bool = False
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.converter = VolumeToSlices(axis, num_slices)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.converter(d[key])
-        return d
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.converter.inverse(d[key])
-        return d
+        super().__init__(keys, VolumeToSlices(axis, num_slices), allow_missing_keys)
 
 
-class SlicesToVolumed(MapTransform):
-    """Dictionary twin of :class:`SlicesToVolume`."""
+class SlicesToVolumed(PerKeyd):
+    """Dictionary twin of :class:`SlicesToVolume` (``allow_missing_keys``: skip absent keys)."""
 
     backend = SlicesToVolume.backend
 
     def __init__(
         self, keys: KeysCollection, axis: int = -1, mode: str = "middle", allow_missing_keys: bool = False
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.converter = SlicesToVolume(axis, mode)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.converter(d[key])
-        return d
+        super().__init__(keys, SlicesToVolume(axis, mode), allow_missing_keys)
 
 
 class Slices25D(Randomizable, Transform):
@@ -249,9 +231,9 @@ class Slices25D(Randomizable, Transform):
 class Slices25Dd(Randomizable, MapTransform):
     """Dictionary twin of :class:`Slices25D`: one position and crop for every sequence of the subject.
 
-    Missing sequences (absent keys, or not in ``data["available"]``) are skipped; present ones must share one
-    grid. Args as :class:`Slices25D`, plus ``keys`` and ``allow_missing_keys`` (default ``True``: a subject
-    need not have every sequence).
+    Sequences left out of ``data["available"]`` are skipped; present ones must share one grid. Args as
+    :class:`Slices25D`, plus ``keys`` and ``allow_missing_keys`` (skip absent keys instead of raising ``KeyError``;
+    pass ``True`` after :class:`~monai_seq2seq.transforms.RandSilenceSequencesd`, which deletes keys).
     """
 
     backend = Slices25D.backend
@@ -264,7 +246,7 @@ class Slices25Dd(Randomizable, MapTransform):
         roi_size: Sequence[int] | None = None,
         random: bool = True,
         margin: float = 0.15,
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.cutter = Slices25D(num_slices, axis, roi_size, random, margin)
@@ -296,3 +278,8 @@ class Slices25Dd(Randomizable, MapTransform):
         for key in keys:
             d[key] = self.cutter(d[key], randomize=False)
         return d
+
+
+VolumeToSlicesD = VolumeToSlicesDict = VolumeToSlicesd
+SlicesToVolumeD = SlicesToVolumeDict = SlicesToVolumed
+Slices25DD = Slices25DDict = Slices25Dd

@@ -26,7 +26,12 @@ from monai.utils import TransformBackends, ensure_tuple
 from .slices import present_keys
 from .validation import grid_difference
 
-__all__ = ["RandFrameSpatialAugment", "RandSubjectSpatialAugmentd"]
+__all__ = [
+    "RandFrameSpatialAugment",
+    "RandSubjectSpatialAugmentd",
+    "RandSubjectSpatialAugmentD",
+    "RandSubjectSpatialAugmentDict",
+]
 
 _IMG = "img"
 
@@ -74,6 +79,8 @@ class RandSubjectSpatialAugmentd(Randomizable, MapTransform, InvertibleTransform
         flip_axes: spatial axes that may flip (left-right is axis 0 in RAS layouts).
         affine_prob: probability of a random affine (0: none).
         rotate_range, scale_range, translate_range: as MONAI's ``RandAffine`` (radians, fractions, voxels).
+
+    Absent keys are always skipped (no ``allow_missing_keys``): a subject need not have every sequence, nor a label.
 
     Shapes:
         ``(T, X, Y, Z)`` per key -> ``(T, *roi_size)`` (or unchanged size without crop).
@@ -183,3 +190,6 @@ class RandFrameSpatialAugment(Randomizable, InvertibleTransform):
 
     def inverse(self, data: NdarrayOrTensor) -> NdarrayOrTensor:
         return self.pipeline.inverse({_IMG: data})[_IMG]
+
+
+RandSubjectSpatialAugmentD = RandSubjectSpatialAugmentDict = RandSubjectSpatialAugmentd

@@ -1,4 +1,4 @@
-"""Helpers shared by the transforms: frame meta of 4D series, type round trips, input checks.
+"""Helpers shared by the transforms: frame meta of 4D series, type round trips, input checks, labels of keys.
 
 A 4D sequence is a channel-first ``(T, X, Y, Z)`` image whose ``T`` frames are DCE timepoints or DWI b-values.
 Its frame meta lives in ``meta["frame_axis"]`` (``"time"`` or ``"bvalue"``) and ``meta["frame_values"]``
@@ -8,12 +8,13 @@ Its frame meta lives in ``meta["frame_axis"]`` (``"time"`` or ``"bvalue"``) and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
+from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from monai_seq2seq.core.errors import FrameValuesError
 
@@ -25,6 +26,8 @@ __all__ = [
     "check_distinct",
     "check_finite",
     "describe",
+    "key_label",
+    "like",
     "pop_own_trace",
 ]
 
@@ -39,6 +42,29 @@ def describe(img: NdarrayOrTensor, name: str | None = None) -> str:
     meta = getattr(img, "meta", None) or {}
     source = meta.get("filename_or_obj")
     return f"image {str(source)!r}" if source else "image"
+
+
+def key_label(key: Hashable, img: NdarrayOrTensor) -> str:
+    """Label of a dictionary entry for error messages: ``"key (file)"`` when the meta knows the file, else ``key``."""
+    meta = getattr(img, "meta", None) or {}
+    return f"{key!s} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
+
+
+def like(out: NdarrayOrTensor, img: NdarrayOrTensor, dtype: torch.dtype | np.dtype | None = None) -> NdarrayOrTensor:
+    """``out`` as the type and device of ``img`` (numpy stays numpy); a MetaTensor ``img`` gives its meta and trace.
+
+    One way for every transform: MONAI's ``convert_to_dst_type``, which copies the meta with
+    ``MetaTensor.copy_meta_from`` (the meta dict and the trace list are shallow copies, so editing the output's meta
+    leaves ``img`` alone). A MetaTensor ``out`` is stripped first, so the meta always comes from ``img``.
+
+    Args:
+        out: the computed result (numpy, tensor or MetaTensor).
+        img: the transform's input, whose type, device and meta the result takes.
+        dtype: the result's dtype; ``None`` keeps ``out``'s (``convert_to_dst_type`` alone would take ``img``'s).
+    """
+    src = convert_to_tensor(out, track_meta=False) if isinstance(out, MetaTensor) else out
+    result, *_ = convert_to_dst_type(src, img, dtype=out.dtype if dtype is None else dtype)
+    return result
 
 
 def get_frame_values(

@@ -20,7 +20,7 @@ from monai_seq2seq.core.errors import FrameValuesError
 from monai_seq2seq.core.protocols import Protocol, SequenceSpec, get_protocol
 
 from .slices import present_keys
-from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe
+from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe, key_label
 
 __all__ = [
     "GridMismatchError",
@@ -28,6 +28,10 @@ __all__ = [
     "MatchGridd",
     "CheckSequence",
     "CheckSequenced",
+    "MatchGridD",
+    "MatchGridDict",
+    "CheckSequenceD",
+    "CheckSequenceDict",
 ]
 
 
@@ -108,6 +112,8 @@ class MatchGridd(MapTransform):
         reference_key: the sequence whose grid the others must share; ``None``: the first present key.
         mode, atol: see :class:`MatchGrid`.
         label_keys: keys resampled with nearest-neighbour interpolation.
+        allow_missing_keys: skip absent keys instead of raising ``KeyError`` (keys left out of
+            ``data["available"]`` are always skipped).
     """
 
     backend = MatchGrid.backend
@@ -119,7 +125,7 @@ class MatchGridd(MapTransform):
         mode: str = "raise",
         atol: float = 1e-3,
         label_keys: KeysCollection = ("label",),
-        allow_missing_keys: bool = True,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.reference_key = reference_key
@@ -193,6 +199,9 @@ class CheckSequenced(MapTransform):
         keys: keys to check (``None``: the protocol's names).
         min_available: raise when the subject has fewer sequences (2: a translation needs a source and a target).
         check_constant: see :class:`CheckSequence`.
+
+    Absent keys are skipped always (no ``allow_missing_keys``): which of the protocol's sequences a subject has is
+    what this transform checks, against ``min_available``.
     """
 
     backend = CheckSequence.backend
@@ -218,7 +227,9 @@ class CheckSequenced(MapTransform):
                 f"at least {self.min_available} are needed."
             )
         for key in keys:
-            meta = getattr(d[key], "meta", None) or {}
-            label = f"{key} ({meta['filename_or_obj']})" if meta.get("filename_or_obj") else str(key)
-            CheckSequence(self.protocol[str(key)], self.check_constant)(d[key], name=label)
+            CheckSequence(self.protocol[str(key)], self.check_constant)(d[key], name=key_label(key, d[key]))
         return d
+
+
+MatchGridD = MatchGridDict = MatchGridd
+CheckSequenceD = CheckSequenceDict = CheckSequenced

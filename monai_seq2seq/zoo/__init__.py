@@ -10,14 +10,17 @@ from monai_seq2seq.core.integrity import (
 )
 from monai_seq2seq.engines.handlers import VerifiedCheckpointLoader
 
+from .configs import BASE_CONFIGS, config_files, external_macros
 from .index import download_bundle, github_release_url, list_index, read_index, resolve_entry
 from .pack import check_bundle, pack_bundle, safe_extract, update_index
 from .verify import verify_bundle, verify_forward, verify_metadata_offline
 
 __all__ = [
+    "BASE_CONFIGS",
     "IntegrityError",
     "VerifiedCheckpointLoader",
     "check_bundle",
+    "config_files",
     "download_bundle",
     "github_release_url",
     "list_index",
@@ -27,6 +30,7 @@ __all__ = [
     "verify_forward",
     "verify_metadata_offline",
     "expected_hash",
+    "external_macros",
     "load_weights",
     "pack_bundle",
     "record_hash",

@@ -13,6 +13,8 @@ from pathlib import Path
 from monai_seq2seq.core.files import atomic_write, atomic_write_text
 from monai_seq2seq.core.integrity import IntegrityError, expected_hash, sha256_file, verify_sha256
 
+from .configs import external_macros
+
 __all__ = ["REQUIRED_FILES", "check_bundle", "pack_bundle", "safe_extract", "update_index"]
 
 REQUIRED_FILES = ("LICENSE", "configs/metadata.json", "configs/inference.json", "docs/README.md")
@@ -20,15 +22,24 @@ _EXCLUDED_PARTS = {"eval", "logs", "__pycache__", ".ipynb_checkpoints"}
 
 
 def check_bundle(bundle_dir: str | Path) -> dict:
-    """Required files, version listed in the changelog, weights matching ``large_files.yml``; returns metadata.
+    """Required files, self-contained configs, version listed in the changelog, weights matching
+    ``large_files.yml``; returns metadata.
 
     Raises:
-        IntegrityError: what is missing or inconsistent, named.
+        IntegrityError: what is missing or inconsistent, named; a config macro that names a file (``%file#key``
+            resolves against the working directory, so the bundle would not run from anywhere else and could need
+            a file the archive does not hold).
     """
     bundle_dir = Path(bundle_dir)
     missing = [f for f in REQUIRED_FILES if not (bundle_dir / f).is_file()]
     if missing:
         raise IntegrityError(f"bundle {bundle_dir} lacks required file(s): {missing}.")
+    macros = external_macros(bundle_dir)
+    if macros:
+        raise IntegrityError(
+            f"bundle {bundle_dir}: config macros name files {macros}; a bundle must be self-contained: write the "
+            "piece into the config, or compose configs as a list (configs/inference.json + an override file)."
+        )
     meta = json.loads((bundle_dir / "configs" / "metadata.json").read_text())
     version = str(meta.get("version", ""))
     if version not in meta.get("changelog", {}):

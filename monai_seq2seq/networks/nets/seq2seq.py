@@ -5,7 +5,6 @@ This module avoids ``from __future__ import annotations`` so that TorchScript se
 
 import copy
 from collections.abc import Sequence
-from typing import List, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -84,8 +83,8 @@ class Seq2Seq(nn.Module):
         lstm_kernel_size: int = 3,
         bank_dim: int = 16,
         conditioning: str = Conditioning.HYPER,
-        norm: Union[tuple, str] = "instance",
-        act: Union[tuple, str] = _LEAKY,
+        norm: tuple | str = "instance",
+        act: tuple | str = _LEAKY,
         group_targets: bool = True,
     ) -> None:
         super().__init__()
@@ -103,7 +102,7 @@ class Seq2Seq(nn.Module):
         self.code_dim = code_dim
         self.conditioning = Conditioning.check(conditioning)
         self.group_targets = group_targets
-        self.target_frames: List[int] = frames
+        self.target_frames: list[int] = frames
         self.register_buffer("frames_table", torch.tensor(frames, dtype=torch.long), persistent=False)
         self.encoder = Encoder(spatial_dims, in_channels, channels, num_res_blocks, norm, act)
         self.downsample_factor = self.encoder.downsample_factor
@@ -124,7 +123,7 @@ class Seq2Seq(nn.Module):
         )
 
     # ---- conditions -------------------------------------------------------------------------------------
-    def condition_code(self, target: Union[torch.Tensor, int, List[int]]) -> Tuple[torch.Tensor, torch.Tensor | None]:
+    def condition_code(self, target: torch.Tensor | int | list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The one-hot code(s) of ``target`` and its code indices (``None`` for a float code given directly).
 
         Returns:
@@ -187,7 +186,7 @@ class Seq2Seq(nn.Module):
         return first
 
     # ---- shape checks -----------------------------------------------------------------------------------
-    def _as_frames(self, x: torch.Tensor) -> Tuple[torch.Tensor, bool]:
+    def _as_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """(B, C, *S) -> (B, 1, C, *S); (B, T, C, *S) unchanged; validates rank, channels and sizes."""
         sd = self.spatial_dims
         if x.dim() != sd + 2 and x.dim() != sd + 3:
@@ -276,12 +275,12 @@ class Seq2Seq(nn.Module):
 
     def _decode_by_target(self, h: torch.Tensor, code: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """HyperDecoder on (M, F, *s) per target group; ``indices`` (M,) (frames already expanded)."""
-        groups: List[int] = torch.unique(indices).tolist()
+        groups: list[int] = torch.unique(indices).tolist()
         if len(groups) == 1:
             return self.decoder(h, code[:1])
         frames_per_code = indices.shape[0] // code.shape[0]
-        pieces: List[torch.Tensor] = []
-        order: List[torch.Tensor] = []
+        pieces: list[torch.Tensor] = []
+        order: list[torch.Tensor] = []
         for g in groups:
             sel = (indices == g).nonzero().squeeze(1)
             first = int(sel[0]) // frames_per_code
@@ -290,7 +289,7 @@ class Seq2Seq(nn.Module):
         return torch.cat(pieces)[torch.argsort(torch.cat(order))]
 
     def forward(
-        self, x: torch.Tensor, target: Union[torch.Tensor, int, List[int]], out_frames: int | None = None
+        self, x: torch.Tensor, target: torch.Tensor | int | list[int], out_frames: int | None = None
     ) -> torch.Tensor:
         """Synthesise ``target`` from the source ``x`` (see the class docstring for shapes)."""
         x, no_frames = self._as_frames(x)
@@ -303,7 +302,7 @@ class Seq2Seq(nn.Module):
 
     @torch.jit.export
     def forward_multi(
-        self, sources: List[torch.Tensor], target: Union[torch.Tensor, int, List[int]], out_frames: int | None = None
+        self, sources: list[torch.Tensor], target: torch.Tensor | int | list[int], out_frames: int | None = None
     ) -> torch.Tensor:
         """Multi-source synthesis: the mean of the sources' representations is decoded.
 
@@ -333,7 +332,7 @@ class Seq2Seq(nn.Module):
         return self.decode(z, code, self.frames_of(indices, out_frames), indices)
 
     @torch.no_grad()
-    def fold(self, target: Union[int, str] = 0, share: bool = False) -> "FoldedSeq2Seq":
+    def fold(self, target: int | str = 0, share: bool = False) -> "FoldedSeq2Seq":
         """The network with every conditioned layer turned into a plain one for ``target``.
 
         The folded network has the same outputs as ``self(x, target)`` and exports to TorchScript and ONNX.
