@@ -38,6 +38,35 @@ def test_bundle_workflow_applies_overrides_and_leaves_none_out(tmp_path):
             pass
 
 
+def test_unknown_override_ids_are_refused_before_anything_runs(tmp_path):
+    """`seq2seq synthesize --help` reaches the command as help=True; a typo would add an id nobody reads."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"no config id \['help'\].*-- --help"):
+        synthesize(BRAIN, out=str(out), help=True)
+    with pytest.raises(ValueError, match=r"no config id \['num_subject'\].*'num_subjects'"):
+        synthesize(BRAIN, out=str(out), num_subject=1)
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"no config id \['networkdef#name'\]"):
+        synthesize(BRAIN, out=str(out), **{"networkdef#name": "paper"})
+    nested = {"network_def#variant": "C", "network_def#spatial_dims": 2}  # ids of the base config, and a new kwarg
+    with bundle_workflow(BRAIN, "differentiation", output_dir=str(tmp_path), **nested) as workflow:
+        assert workflow.parser["network_def"]["spatial_dims"] == 2
+
+
+def test_help_of_a_bundle_command_shows_help_and_runs_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", "from monai_seq2seq.cli import main; main(['synthesize', '--help'])"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
+    )
+    text = done.stdout + done.stderr
+    assert "Synthesise every missing sequence" in text and "--datalist" in text.replace("DATALIST", "datalist"), text
+    assert list(tmp_path.iterdir()) == [] and not (Path(BRAIN) / "eval").exists()
+
+
 def test_not_a_bundle(tmp_path):
     with pytest.raises(ValueError, match="is .* a monai-seq2seq bundle"):
         synthesize(str(tmp_path))

@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
-        fire.Fire(_resolve(COMMANDS[args[0]]), command=args[1:], name=f"seq2seq {args[0]}")
+        command = args[1:]
+        if "--" not in command and {"--help", "-h"} & set(command):
+            # fire hands `--help` to a command that takes **overrides as help=True; `-- --help` asks fire itself
+            command = [a for a in command if a not in ("--help", "-h")] + ["--", "--help"]
+        fire.Fire(_resolve(COMMANDS[args[0]]), command=command, name=f"seq2seq {args[0]}")
         return
     fire.Fire(
         {name: _resolve(target) for name, target in COMMANDS.items() if _importable(target)},

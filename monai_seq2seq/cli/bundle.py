@@ -32,7 +32,8 @@ def bundle_workflow(bundle: str | Path, config: str, workflow_type: str = "infer
         overrides: config ids and their values; ``None`` values are left out (the config's default applies).
 
     Raises:
-        ValueError: ``<bundle>/configs/<config>.json`` does not exist.
+        ValueError: ``<bundle>/configs/<config>.json`` does not exist, or an override names an id the config lacks
+            (a typo would otherwise add a new id and be silently ignored).
     """
     from monai.bundle import ConfigWorkflow
 
@@ -42,17 +43,41 @@ def bundle_workflow(bundle: str | Path, config: str, workflow_type: str = "infer
     config_file = root / "configs" / f"{config}.json"
     if not config_file.is_file():
         raise ValueError(f"{config_file} does not exist: is {str(bundle)!r} a monai-seq2seq bundle folder?")
+    files = config_files(root, config)  # an override config (evaluate, differentiation) on its base
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    _refuse_unknown_ids(files, overrides, config)
     workflow = ConfigWorkflow(
-        config_file=config_files(root, config),  # an override config (evaluate, differentiation) on its base
+        config_file=files,
         meta_file=str(root / "configs" / "metadata.json"),
         logging_file=None,
         workflow_type=workflow_type,
         bundle_root=str(root),
-        **{k: v for k, v in overrides.items() if v is not None},
+        **overrides,
     )
     workflow.initialize()
     yield workflow
     workflow.finalize()
+
+
+def _refuse_unknown_ids(files: list[str], overrides: dict[str, Any], config: str) -> None:
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(files)
+    # a nested id may add a key to a dict the config has (e.g. a constructor argument): its parent must exist
+    unknown = sorted(k for k in overrides if k not in parser and not ("#" in k and k.rpartition("#")[0] in parser))
+    if not unknown:
+        return
+    hint = (
+        " For this command's own options run it with `-- --help` (python-fire), e.g. `seq2seq synthesize -- --help`."
+        if "help" in unknown
+        else ""
+    )
+    top_level = sorted(k for k in parser.get() if not k.startswith("_"))
+    raise ValueError(
+        f"{files[-1]} has no config id {unknown}: nothing was run. Ids of {config!r} that can be overridden: "
+        f"{top_level}.{hint}"
+    )
 
 
 def run_bundle_config(bundle: str | Path, config: str, **overrides: Any) -> str:
