@@ -74,8 +74,10 @@ def test_outputs_and_bad_input(tmp_path):
         rank_sequences({"psnr": np.zeros((2, 3, 3))}, ["x", "y"])
     with pytest.raises(ValueError, match="unknown metric"):
         rank_sequences({"dice": np.zeros((2, 2, 2))}, ["x", "y"])
-    with pytest.raises(ValueError, match="no finite"):
+    with pytest.raises(ValueError, match="at least two sequences with samples"):
         rank_sequences({"psnr": np.full((2, 2, 2), np.nan)}, ["x", "y"])
+    with pytest.raises(ValueError, match="'ssim' has no finite"):
+        rank_sequences({"psnr": np.ones((2, 2, 2)), "ssim": np.full((2, 2, 2), np.nan)}, ["x", "y"])
 
 
 def test_differentiation_map():
@@ -91,3 +93,50 @@ def test_differentiation_map():
         differentiation_map(target, {"T1Gd": target}, "T1Gd", include_self=False)
     with pytest.raises(ValueError, match="shape"):
         differentiation_map(target, {"T1": torch.zeros(2, 4, 4)}, "T1Gd")
+
+
+def test_a_sequence_no_subject_has_is_left_out_of_every_output(tmp_path):
+    """Issue 19: a cohort without T1Gd ranked the absent T1Gd 2nd by C_d (NaN pairs summed as 0)."""
+    from monai_seq2seq.analysis import plot_adjacency, plot_ranks
+
+    rng = np.random.default_rng(3)
+    names = ["T1", "T1Gd", "T2", "FLAIR"]
+    psnr, ssim = rng.normal(25, 3, (3, 4, 4)), rng.uniform(0.5, 1, (3, 4, 4))
+    psnr[:, 2, :] -= 8.0  # T2 generates poorly: the absent T1Gd's zero sums would rank above it
+    for values in (psnr, ssim):
+        values[:, 1, :] = values[:, :, 1] = np.nan  # no subject has T1Gd
+    ranking = rank_sequences({"psnr": psnr, "ssim": ssim}, names)
+    assert ranking.names == ["T1", "T2", "FLAIR"] and ranking.adjacency.shape == (3, 3)
+    assert np.isfinite(ranking.adjacency).all() and sorted(ranking.rank_differentiation) == [1, 2, 3]
+    assert ranking.choices["sequences_left_out"] == {"T1Gd": "no sample has this sequence"}
+    assert ranking.choices["samples_per_sequence"] == {"T1": 3, "T2": 3, "FLAIR": 3}
+    assert ranking.choices["pairs_without_samples"] == [] and ranking.choices["samples_per_pair_min"] == 3
+    # the same numbers as ranking the three present sequences alone
+    alone = rank_sequences(
+        {"psnr": psnr[:, [0, 2, 3]][:, :, [0, 2, 3]], "ssim": ssim[:, [0, 2, 3]][:, :, [0, 2, 3]]},
+        ["T1", "T2", "FLAIR"],
+    )
+    np.testing.assert_allclose(ranking.differentiation, alone.differentiation)
+    paths = ranking.save(tmp_path)
+    csv_text, data = paths["csv"].read_text(), json.loads(paths["json"].read_text())
+    assert "T1Gd" not in csv_text and [row["sequence"] for row in data["table"]] == ["T1", "T2", "FLAIR"]
+    assert data["sequences"] == ["T1", "T2", "FLAIR"] and data["choices"]["sequences_left_out"] == {
+        "T1Gd": "no sample has this sequence"
+    }
+    for plot, name in ((plot_adjacency, "adjacency.png"), (plot_ranks, "ranks.png")):
+        assert plot(ranking, tmp_path / name).stat().st_size > 0
+
+
+def test_a_sequence_only_some_subjects_have_uses_the_subjects_that_have_it():
+    rng = np.random.default_rng(4)
+    psnr = rng.normal(25, 3, (4, 3, 3))
+    psnr[:2, 2, :] = psnr[:2, :, 2] = np.nan  # subjects 0 and 1 lack sequence c
+    ranking = rank_sequences({"psnr": psnr}, ["a", "b", "c"])
+    assert ranking.names == ["a", "b", "c"] and ranking.choices["sequences_left_out"] == {}
+    assert ranking.choices["samples_per_sequence"] == {"a": 4, "b": 4, "c": 2}
+    np.testing.assert_allclose(ranking.pair_means["psnr"][0, 2], psnr[2:, 0, 2].mean())
+    np.testing.assert_allclose(ranking.pair_means["psnr"][0, 1], psnr[:, 0, 1].mean())
+    with pytest.raises(ValueError, match=r"at least two sequences with samples; only \['a'\]"):
+        lonely = np.full((2, 3, 3), np.nan)
+        lonely[:, 0, 0] = 20.0
+        rank_sequences({"psnr": lonely}, ["a", "b", "c"])

@@ -59,6 +59,9 @@ def test_missing_sequences_and_single_sequence():
     analysis = analyse_subject(PlantedSynthesizer(spot), vols)
     assert analysis.available == ["T1", "T1Gd", "T2"] and analysis.map_info["T1Gd"]["available_sources_only"]
     ranking = cohort_ranking([analysis], BRAIN.names)
-    assert ranking.choices["pairs_without_samples"]  # FLAIR pairs are missing, and the record says so
+    # no subject has FLAIR: it is left out of the ranking (issue 19: it was ranked with zero sums), and said so
+    assert ranking.names == ["T1", "T1Gd", "T2"] and ranking.choices["sequences_left_out"] == {
+        "FLAIR": "no sample has this sequence"
+    }
     with pytest.raises(ValueError, match="at least two sequences"):
         analyse_subject(PlantedSynthesizer(spot), {"T1": vols["T1"]}, "lonely")

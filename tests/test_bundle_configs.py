@@ -9,7 +9,7 @@ import pytest
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.transforms import DeleteItemsd, LoadImaged
 
-from monai_seq2seq.transforms import PercentileScaleIntensityd
+from monai_seq2seq.transforms import CheckTrainedOnd, MatchGridd, PercentileScaleIntensityd
 from monai_seq2seq.zoo.configs import BASE_CONFIGS, config_files
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
@@ -76,7 +76,9 @@ def test_datalist_override_reads_real_files(tmp_path):
     datalist = write_cohort(
         BrainPhantomCohort(1, seed=5, spacing=4.0), tmp_path / "brats", progress=False, test_fraction=1.0
     )
-    _run("seq2seq_brain", "inference", tmp_path / "out", datalist=str(datalist), datalist_split="testing")
+    # on a datalist nothing is deleted unless asked (issue 19): ask for T1Gd to be dropped and made again
+    testing = {"datalist": str(datalist), "datalist_split": "testing"}
+    _run("seq2seq_brain", "inference", tmp_path / "out", drop=["T1Gd"], **testing)
     assert len(list((tmp_path / "out").rglob("*_T1Gd_synthetic.nii.gz"))) == 1
 
 
@@ -152,18 +154,20 @@ def test_composed_configs_resolve_to_their_pipelines(bundle, config, evaluator, 
     assert parser.get_parsed_content("output_dir") == f"{BUNDLES / bundle}/eval/{folder}"
     steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
     dropped = [DeleteItemsd] if config == "inference" else []
-    assert steps == dropped + [PercentileScaleIntensityd]
+    # issue 19: every subject is compared with what the weights were trained on, then put on one grid
+    assert steps == dropped + [CheckTrainedOnd, MatchGridd, PercentileScaleIntensityd]
     parser = _parser(bundle, config, datalist="datalist.json")
-    assert [type(t) for t in parser.get_parsed_content("preprocessing").transforms] == [LoadImaged] + dropped + [
-        PercentileScaleIntensityd
-    ]
+    steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
+    # issue 19: on a datalist nothing a subject has is deleted unless --drop asks (tests/test_cli.py)
+    assert steps[0] is LoadImaged and steps[-1] is PercentileScaleIntensityd and DeleteItemsd not in steps
 
 
 @pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])
 def test_inference_drops_nothing_on_request(bundle):
     """``--drop "[]"`` (synthesise only what a datalist lacks) leaves the reader and the normalisation alone."""
     parser = _parser(bundle, "inference", drop=[])
-    assert [type(t) for t in parser.get_parsed_content("preprocessing").transforms] == [PercentileScaleIntensityd]
+    steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
+    assert steps == [CheckTrainedOnd, MatchGridd, PercentileScaleIntensityd]
 
 
 @pytest.mark.parametrize("bundle", ["seq2seq_brain", "seq2seq_breast"])

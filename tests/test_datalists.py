@@ -181,3 +181,30 @@ def test_load_datalist_names_missing_files(tmp_path):
     assert len(load_datalist(path, "testing", check_files=False)) == 1
     with pytest.raises(DatalistError, match="does not exist"):
         load_datalist(tmp_path / "nope.json", "testing")
+
+
+def test_brats_builder_reads_brats2023_names(tmp_path):
+    """BraTS 2023-2025 names (``<case>-t1n``: hyphen before the suffix) were refused as a folder without sequences."""
+    for case in ("BraTS-GLI-00000-000", "BraTS-SSA-00126-000"):
+        for suffix in ("t1n", "t1c", "t2w", "t2f", "seg"):
+            _nii(tmp_path / "data" / case / f"{case}-{suffix}.nii.gz")
+    built = build_brats_datalist(tmp_path / "data", tmp_path / "dl.json")
+    assert [e["available"] for e in built["training"]] == [["T1", "T1Gd", "T2", "FLAIR"]] * 2
+    entry = load_datalist(tmp_path / "dl.json")[0]
+    assert entry["T1Gd"].endswith("BraTS-GLI-00000-000-t1c.nii.gz") and entry["label"].endswith("-seg.nii.gz")
+
+
+def test_list_entries_relative_and_checked(tmp_path):
+    """A sequence given as a list of files (DCE phases) is written relative and each file is checked on load."""
+    from monai_seq2seq.data.datalists import _relativise
+
+    phases = [tmp_path / "c" / f"c_{i:04d}.nii.gz" for i in range(2)]
+    for p in phases:
+        _nii(p)
+    entry = _relativise({"subject": "c", "DCE": [str(p) for p in phases], "available": ["DCE"]}, tmp_path)
+    assert entry["DCE"] == ["c/c_0000.nii.gz", "c/c_0001.nii.gz"]
+    write_datalist({"training": [entry]}, tmp_path / "dl.json")
+    assert load_datalist(tmp_path / "dl.json")[0]["DCE"] == [str(p) for p in phases]
+    phases[1].unlink()
+    with pytest.raises(DatalistError, match="c_0001"):
+        load_datalist(tmp_path / "dl.json")

@@ -118,3 +118,41 @@ def test_sidecar_says_which_intensity_space_a_synthetic_image_is_in():
     assert _intensity_space(BREAST["WashIn"]) == "[0, 1] = the fixed window [0, 2] of WashIn (clipped)"
     assert _intensity_space(BREAST["WashOut"]) == "[0, 1] = the fixed window [-0.5, 1] of WashOut (clipped)"
     assert "percentile" in _intensity_space(BREAST["DCE"]) and "percentile" in _intensity_space(BRAIN["T1Gd"])
+
+
+def test_differentiation_leaves_a_sequence_no_subject_has_out_of_every_ranking_output(tmp_path, synth):
+    """Issue 19: on subjects without T1Gd, ranking.csv and ranks.png ranked the absent T1Gd 2nd by C_d."""
+    out = tmp_path / "diff"
+    subjects = [_subject(0), _subject(1)]  # T1, T2, FLAIR
+    subjects[0]["unique-T1Gd"] = "sub0/sub0_unique-T1Gd.nii.gz"  # a datalist mask the bundle did not load: no contour
+    writer = DifferentiationWriter(out, synth.protocol, contour_keys={"T1": "unique-T1Gd"})
+    DifferentiationEvaluator("cpu", _loader(subjects), synth, use_lpips=False, val_handlers=[writer]).run()
+    ranking = json.loads((out / "ranking.json").read_text())
+    assert [row["sequence"] for row in ranking["table"]] == ["T1", "T2", "FLAIR"] and ranking["sequences"] == [
+        "T1",
+        "T2",
+        "FLAIR",
+    ]
+    assert sorted(row["rank_C_d"] for row in ranking["table"]) == [1, 2, 3]
+    assert ranking["choices"]["sequences_left_out"] == {"T1Gd": "no sample has this sequence"}
+    assert len(ranking["adjacency"]) == 3 and "T1Gd" not in (out / "ranking.csv").read_text()
+    assert (
+        (out / "ranks.png").exists()
+        and (out / "adjacency.png").exists()
+        and (out / "sub0" / "sub0_diffmaps.png").exists()
+    )
+
+
+def test_a_subject_with_every_sequence_gets_nothing_and_a_line_saying_so(tmp_path, synth, caplog):
+    writer = SyntheticImageWriter(tmp_path / "out", synth.protocol)
+    engine = SynthesisEvaluator(
+        "cpu", _loader([_subject(0, ("T1", "T1Gd", "T2", "FLAIR"))]), synth, val_handlers=[writer]
+    )
+    engine.logger.addHandler(caplog.handler)  # the engine's logger may not propagate to the root
+    try:
+        with caplog.at_level("INFO", logger=engine.logger.name):
+            engine.run()
+    finally:
+        engine.logger.removeHandler(caplog.handler)
+    assert writer.written == [] and not list((tmp_path / "out").rglob("*.nii.gz"))
+    assert "subject 'sub0' has all of ['T1', 'T1Gd', 'T2', 'FLAIR']: nothing to synthesise." in caplog.text

@@ -10,6 +10,7 @@ from pydicom.uid import generate_uid
 from monai_seq2seq.io import (
     DicomSeriesReader,
     DicomTagError,
+    FrameValuesError,
     SeriesConsistencyError,
     UnreadableFileError,
     read_dicom_series,
@@ -181,3 +182,37 @@ def test_time_frames_without_timing(tmp_path):
         _edit(p, TriggerTime=None, TemporalResolution=None, AcquisitionTime="080000")
     with pytest.raises(DicomTagError, match=r"cannot time the 2 temporal positions"):
         read_dicom_series(tmp_path)
+
+
+def test_dwi_without_bvalue_tags_is_not_read_as_a_time_series(tmp_path):
+    """Before: frames told apart by AcquisitionTime only were read as a *time* series named DWI."""
+    files = _series(tmp_path, 3, "time", [0, 30, 60])
+    for p in files.values():
+        _edit(
+            p,
+            SeriesDescription="ep2d_diff_tra",
+            ProtocolName="ep2d_diff_tra",
+            TemporalPositionIdentifier=None,
+            TriggerTime=None,
+            NumberOfTemporalPositions=None,
+            TemporalResolution=None,
+        )
+    with pytest.raises(
+        FrameValuesError, match=r"'ep2d_diff_tra'.* identified as DWI .*no b-value.*AcquisitionTime.*bvalues="
+    ):
+        read_dicom_series(tmp_path)
+    arr, meta = read_dicom_series(tmp_path, bvalues=[0, 800, 1500])
+    assert meta["frame_axis"] == "bvalue" and meta["frame_values"] == [0.0, 800.0, 1500.0] and arr.shape[-1] == 3
+    with pytest.raises(FrameValuesError, match=r"gives 2 b-values for 3 frame"):
+        read_dicom_series(tmp_path, bvalues=[0, 800])
+    with pytest.raises(FrameValuesError, match="identified as DWI"):  # through the reader the bundles use
+        DicomSeriesReader().get_data(str(tmp_path))
+    _, meta = read_dicom_series(tmp_path, protocol="brain")  # no diffusion sequence in the brain protocol
+    assert meta["frame_axis"] == "time"
+
+
+def test_bvalues_contradicting_the_tags(tmp_path):
+    _series(tmp_path, 2, "bvalue", [0, 800])
+    with pytest.raises(FrameValuesError, match=r"tags give \[0.0, 800.0\] but bvalues=\[0.0, 1000.0\]"):
+        read_dicom_series(tmp_path, bvalues=[0, 1000])
+    assert read_dicom_series(tmp_path, bvalues=[0, 800])[1]["frame_values"] == [0.0, 800.0]

@@ -112,12 +112,16 @@ def test_frame_count_mismatch(tmp_path, vol4d):
         load_sequence(path)
 
 
-def test_duplicate_and_unordered_values(tmp_path, vol4d):
+def test_repeated_bvalues_are_directions_and_times_may_not_repeat(tmp_path, vol4d):
+    """Before: an FSL .bval with repeated b-values (diffusion directions) was refused ('duplicate bvalue')."""
     path = _save(tmp_path / "s1_DWI.nii.gz", vol4d)
     (tmp_path / "s1_DWI.bval").write_text("0 800 800")
-    with pytest.raises(FrameValuesError, match=r"duplicate bvalue value\(s\) \[800.0\]"):
-        load_sequence(path)
+    img = load_sequence(path)
+    assert img.meta["frame_axis"] == "bvalue" and img.meta["frame_values"] == [0.0, 800.0, 800.0]
     path = _save(tmp_path / "s1_DCE.nii.gz", vol4d)
+    (tmp_path / "s1_DCE.json").write_text(json.dumps({"VolumeTiming": [0, 60, 60]}))
+    with pytest.raises(FrameValuesError, match=r"duplicate time value\(s\) \[60.0\]"):
+        load_sequence(path)
     (tmp_path / "s1_DCE.json").write_text(json.dumps({"VolumeTiming": [0, 120, 60]}))
     with pytest.raises(FrameValuesError, match="must increase"):
         load_sequence(path)
@@ -164,3 +168,24 @@ def test_loadimaged_reports_the_specific_error(tmp_path):
     bad.write_bytes(b"\x1f\x8b broken gzip")
     with pytest.raises(UnreadableFileError, match="s1_T2.nii.gz"):
         LoadImaged("T2", reader=Seq2SeqNiftiReader())({"T2": str(bad)})
+
+
+def test_multi_direction_dwi_averaged_to_the_protocol_bvalues(tmp_path):
+    """b=0 once and 2 b-values x 6 directions (a small 64-direction .bval): read, averaged by b-value, selected."""
+    from monai_seq2seq.core import DWI_BVALUES
+    from monai_seq2seq.transforms import MatchProtocolFramesd
+
+    bvals = [0.0] + [150.0] * 6 + [800.0] * 6 + [1500.0] * 6
+    rng = np.random.default_rng(0)
+    base = np.stack([1000.0 * np.exp(-b * 1e-3) * np.ones((4, 3, 2)) for b in bvals], axis=-1)
+    noise = rng.normal(0, 5, base.shape)
+    path = _save(tmp_path / "s1_DWI.nii.gz", (base + noise).astype(np.float32))
+    (tmp_path / "s1_DWI.bval").write_text(" ".join(f"{b:g}" for b in bvals) + "\n")
+    img = load_sequence(path)
+    assert img.shape[0] == 19 and img.meta["frame_values"] == bvals
+    out = MatchProtocolFramesd("DWI", "breast")({"DWI": img})["DWI"]
+    assert out.shape[0] == 4 and out.meta["frame_values"] == list(DWI_BVALUES)
+    expected = np.stack([(base + noise)[..., [i for i, v in enumerate(bvals) if v == b]].mean(-1) for b in DWI_BVALUES])
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5)
+    write_frame_info(tmp_path / "s2_DWI.nii.gz", "bvalue", bvals)  # the writer keeps repeated b-values too
+    assert (tmp_path / "s2_DWI.bval").read_text().split() == [f"{b:g}" for b in bvals]

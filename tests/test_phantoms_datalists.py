@@ -26,3 +26,18 @@ def test_breast_cohort_through_breast_builder(tmp_path):
     built = build_breast_datalist(tmp_path / "breast", tmp_path / "built.json")
     assert _subjects(built) == _subjects(json.loads(written.read_text()))
     assert len(next(iter(_subjects(built).values()))) == 8
+
+
+def test_phantom_cohorts_through_build_datalist(tmp_path):
+    """The one entry point recognises both phantom layouts (BraTS 2021 names; breast subject folders)."""
+    from monai_seq2seq.data import build_datalist
+
+    brain = write_cohort(BrainPhantomCohort(1, seed=7, spacing=8.0), tmp_path / "brats", progress=False)
+    built = build_datalist(tmp_path / "brats")
+    assert (built["layout"], built["protocol"]) == ("brats2021", "brain") and built["unused"] == []
+    assert _subjects(built) == _subjects(json.loads(brain.read_text()))
+    cohort = BreastPhantomCohort(1, seed=7, shape=(40, 24, 16), spacing=8.0)
+    breast = write_cohort(cohort, tmp_path / "breast", progress=False)
+    built = build_datalist(tmp_path / "breast")
+    assert (built["layout"], built["protocol"]) == ("subjects", "breast") and built["unused"] == []
+    assert _subjects(built) == _subjects(json.loads(breast.read_text()))

@@ -13,14 +13,27 @@ from monai.transforms import InvertibleTransform, MapTransform
 import monai_seq2seq.transforms as T
 from monai_seq2seq.core.protocols import BRAIN
 from monai_seq2seq.transforms.base import InvertiblePerKeyd, PerKeyd
+from monai_seq2seq.transforms.trained_on import TRAINED_ON_KEY
 
-MODULES = ["dce", "dwi", "frames", "intensity", "missing", "slices", "spatial", "validation"]
+MODULES = [
+    "dce",
+    "dwi",
+    "frames",
+    "intensity",
+    "missing",
+    "slices",
+    "spatial",
+    "validation",
+    "registration",
+    "trained_on",
+]
 
 # dictionary transforms that take allow_missing_keys, with the arguments they need besides keys
 WITH_ALLOW_MISSING = {
     "SortFramesd": {},
     "ResampleFramesd": {"target_values": [0.0, 60.0]},
     "CheckFrameCountd": {"expected": 6},
+    "MatchProtocolFramesd": {"protocol": "breast"},
     "WashInOutd": {},
     "SelectBValuesd": {"bvalues": [0.0, 800.0]},
     "ADCMapd": {},
@@ -32,6 +45,8 @@ WITH_ALLOW_MISSING = {
     "SlicesToVolumed": {},
     "Slices25Dd": {},
     "MatchGridd": {},
+    "CheckTrainedOnd": {"trained_on": None},
+    "RegisterToReferenced": {},
     "SequenceCoded": {},
 }
 # dictionary transforms whose input is which of the protocol's sequences a subject has: absent keys always skipped
@@ -91,7 +106,9 @@ def test_missing_key_raises_by_default_and_is_skipped_when_allowed(name):
     with pytest.raises(KeyError, match="DCE"):
         cls("DCE", **WITH_ALLOW_MISSING[name])(data)
     out = cls("DCE", allow_missing_keys=True, **WITH_ALLOW_MISSING[name])(data)
-    assert set(out) == set(data) and out["present_elsewhere"] is data["present_elsewhere"]
+    records = {TRAINED_ON_KEY: []} if name == "CheckTrainedOnd" else {}  # its (empty) list of findings
+    assert set(out) == set(data) | set(records) and out["present_elsewhere"] is data["present_elsewhere"]
+    assert all(out[key] == value for key, value in records.items())
 
 
 def _image(seed: int) -> MetaTensor:

@@ -325,3 +325,124 @@ def test_dict_twins_equal_their_array_transforms():
 
     with pytest.raises(KeyError):
         SortFramesd(["DCE", "T2"], allow_missing_keys=False)(sample)
+
+
+# -- MatchProtocolFrames: a 4D series gets the protocol's frames or is refused, never used as it is ---------------
+
+PROTOCOL_TIMES = [0.0, 90.0, 180.0, 270.0, 360.0, 450.0]
+
+
+def _dce(times, filename="s1_DCE.nii.gz", meta=True):
+    data = torch.stack([torch.full(SHAPE, 100.0 + t) for t in times])  # linear in time: resampling is exact
+    if not meta:
+        return MetaTensor(data, affine=AFFINE.clone(), meta={"filename_or_obj": filename})
+    return _meta_series(data, times, filename=filename)
+
+
+def test_match_frames_dce_without_timing_is_refused():
+    """Before: a DCE NIfTI without a sidecar reached the network as it was."""
+    from monai_seq2seq.transforms import MatchProtocolFramesd
+
+    data = {"DCE": _dce(PROTOCOL_TIMES, meta=False)}
+    opts = {"times": "--dce_times"}
+    with pytest.raises(
+        FrameValuesError,
+        match=r"DCE \(s1_DCE.nii.gz\): 6 frame\(s\) and no frame times.*VolumeTiming.*"
+        r'--dce_times "\[0,90,180,270,360,450\]"',
+    ):
+        MatchProtocolFramesd("DCE", "breast", options=opts)(data)
+    out = MatchProtocolFramesd("DCE", "breast", times=[0, 60, 120, 180, 240, 300, 360, 420, 480])(
+        {"DCE": _dce([0, 60, 120, 180, 240, 300, 360, 420, 480], meta=False)}
+    )["DCE"]
+    assert out.meta["frame_values"] == PROTOCOL_TIMES
+    torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([100.0 + t for t in PROTOCOL_TIMES], dtype=out.dtype))
+
+
+def test_match_frames_dce_timing_that_contradicts_the_protocol():
+    from monai_seq2seq.transforms import MatchProtocolFrames
+
+    match = MatchProtocolFrames("time", PROTOCOL_TIMES)
+    same = _dce(PROTOCOL_TIMES)
+    assert match(same) is same  # the protocol's times: used as they are
+    short = _dce([0.0, 45.0, 90.0, 135.0, 180.0, 225.0])  # same count, half the time: not the protocol's frames
+    with pytest.raises(
+        FrameValuesError,
+        match=r"s1_DCE.nii.gz.*\[0, 45, 90, 135, 180, 225\] s do not cover .*"
+        r"\[270, 360, 450\] s lie outside",
+    ):
+        match(short)
+    other = _dce([0.0, 70.0, 140.0, 210.0, 280.0, 350.0, 420.0, 452.0])  # covers the protocol's times: resampled
+    out = match(other)
+    assert out.shape[0] == 6 and out.meta["frame_values"] == PROTOCOL_TIMES
+    assert out.meta["acquired_frame_values"] == [0.0, 70.0, 140.0, 210.0, 280.0, 350.0, 420.0, 452.0]
+    torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([100.0 + t for t in PROTOCOL_TIMES], dtype=out.dtype))
+    near = match(_dce([0.0, 90.0, 180.0, 270.0, 360.0, 447.0]))  # within 5 s of the end: held, not refused
+    assert near.meta["frame_values"] == PROTOCOL_TIMES
+    with pytest.raises(FrameValuesError, match=r"contradict the ones given"):
+        MatchProtocolFrames("time", PROTOCOL_TIMES, acquired_values=[0, 1, 2, 3, 4, 5])(same)
+    with pytest.raises(FrameValuesError, match=r"told apart by 'bvalue'.*needs frame times"):
+        match(_meta_series(torch.ones(2, *SHAPE), [0, 800], axis="bvalue"))
+
+
+def _dwi(bvalues, meta=True):
+    data = torch.stack([torch.full(SHAPE, 1000.0 * float(np.exp(-b * 1e-3))) for b in bvalues])
+    if not meta:
+        return MetaTensor(data, affine=AFFINE.clone(), meta={"filename_or_obj": "s1_DWI.nii.gz"})
+    return _meta_series(data, bvalues, axis="bvalue", filename="s1_DWI.nii.gz")
+
+
+def test_match_frames_dwi_missing_bvalues_refused_or_synthesised():
+    from monai_seq2seq.transforms import MatchProtocolFramesd
+
+    data = {"DWI": _dwi([0.0, 1000.0, 1000.0, 1500.0])}
+    with pytest.raises(
+        FrameValuesError,
+        match=r"acquired b-values \[0, 1000, 1500\].* lack the protocol's \[150, 800\]"
+        r".*--missing_bvalues monoexp or ivim",
+    ):
+        MatchProtocolFramesd("DWI", "breast", options={"missing_bvalues": "--missing_bvalues"})(data)
+    out = MatchProtocolFramesd("DWI", "breast", missing_bvalues="monoexp")(data)["DWI"]
+    assert out.meta["frame_values"] == [0.0, 150.0, 800.0, 1500.0] and out.meta["synthesised_bvalues"] == [150.0, 800.0]
+    torch.testing.assert_close(
+        out[:, 0, 0, 0],
+        torch.tensor([1000.0 * np.exp(-b * 1e-3) for b in (0, 150, 800, 1500)], dtype=out.dtype),
+        rtol=1e-4,
+        atol=1e-3,
+    )
+    with pytest.raises(FrameValuesError, match=r"no b-values.*\.bval.*bvalues= \"\[0,150,800,1500\]\""):
+        MatchProtocolFramesd("DWI", "breast")({"DWI": _dwi([0, 150, 800, 1500], meta=False)})
+    given = MatchProtocolFramesd("DWI", "breast", bvalues=[0, 150, 800, 1500])(
+        {"DWI": _dwi([0, 150, 800, 1500], False)}
+    )
+    assert given["DWI"].meta["frame_axis"] == "bvalue"
+    t1 = MetaTensor(torch.ones(1, *SHAPE))
+    assert MatchProtocolFramesd(["T1", "DWI"], "breast", allow_missing_keys=True)({"T1": t1})["T1"] is t1
+
+
+def test_breast_bundle_preprocessing_refuses_a_dce_without_timing(tmp_path):
+    """The bundle's own preprocessing, on a written phantom subject whose DCE sidecar was removed."""
+    from monai.bundle import ConfigParser
+
+    from monai_seq2seq.data import build_breast_datalist, load_datalist
+    from monai_seq2seq.phantoms import BreastPhantomCohort, write_cohort
+
+    write_cohort(BreastPhantomCohort(1, seed=2, shape=(40, 24, 16), spacing=8.0), tmp_path / "c", progress=False)
+    build_breast_datalist(tmp_path / "c", output=tmp_path / "dl.json", fractions=[0, 0, 1])
+    (entry,) = load_datalist(tmp_path / "dl.json", "testing")
+    parser = ConfigParser()
+    parser.read_config("bundles/seq2seq_breast/configs/inference.json")
+    parser["datalist"], parser["drop"] = str(tmp_path / "dl.json"), []
+    from monai.transforms import Compose
+
+    preprocessing = Compose([parser.get_parsed_content("load"), parser.get_parsed_content("frames")])
+    assert "@frames" in parser["preprocessing"]["transforms"]
+    sample = preprocessing(dict(entry))
+    assert sample["DCE"].meta["frame_values"] == PROTOCOL_TIMES and sample["DWI"].shape[0] == 4
+    next((tmp_path / "c").rglob("*_DCE.json")).unlink()
+    with pytest.raises(Exception) as info:
+        preprocessing(dict(entry))
+    cause = info.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, FrameValuesError) and "_DCE.nii.gz): 6 frame(s) and no frame times" in str(cause)
+    assert "--dce_times" in str(cause)

@@ -5,6 +5,14 @@ source->target pair; ``nX_ij = (mean_samples X_ij - mean_all X) / (std_all X + 1
 sample of every pair, self-translations i->i included (population std, ddof 0); ``A = nPSNR + nSSIM - nLPIPS``;
 ``C_t(i) = 1/S sum_j A_ij`` (how well i generates the others: totipotency) and ``C_d(i) = -1/S sum_j A_ji``
 (how hard i is to generate: imaging differentiation), sums over all S sequences, diagonal included.
+
+Absent sequences (real cohorts): a sequence no sample has (every value of its row and column NaN, in every
+metric) is left out of the ranking altogether: out of ``names``, the adjacency matrix, the centralities, the
+ranks and every file and figure made from them, and ``choices["sequences_left_out"]`` says which and why (a
+sequence that was never seen would otherwise get C_t = C_d = 0 and a rank between the real ones). A sequence
+that only some samples have stays in: each pair mean uses the samples that have both sequences of the pair,
+the normalisation pools every finite value, a pair no sample has is NaN in A and skipped by the centrality sums
+(``choices["pairs_without_samples"]``), and ``choices["samples_per_sequence"]`` gives each sequence's count.
 """
 
 from __future__ import annotations
@@ -110,6 +118,26 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _checked(metric: str, values: Any, size: int) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 3 or values.shape[1:] != (size, size):
+        raise ValueError(f"metric {metric!r} must be (N, {size}, {size}), got {values.shape}.")
+    if metric.lower() not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {metric!r}; known: {sorted(HIGHER_IS_BETTER)}.")
+    return values
+
+
+def _present_sequences(arrays: Mapping[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which sequences some sample has (a finite value in their row or column, any metric), and how many samples
+    have each (a sample has sequence i when any pair of i is finite in it)."""
+    has = np.zeros((next(iter(arrays.values())).shape[0], size), dtype=bool)
+    for values in arrays.values():
+        finite = np.isfinite(values)
+        has |= finite.any(axis=2) | finite.any(axis=1)
+    per_sequence = has.sum(axis=0)
+    return per_sequence > 0, per_sequence
+
+
 def rank_sequences(
     metrics: Mapping[str, np.ndarray],
     names: Sequence[str],
@@ -122,7 +150,8 @@ def rank_sequences(
         metrics: metric name (``psnr``, ``ssim``, ``lpips``, or any name in :data:`HIGHER_IS_BETTER`) ->
             array (N, S, S) of per-sample values for source i -> target j; NaN where a sample lacks the pair
             (missing sequences). Metrics where lower is better enter A with a minus sign.
-        names: the S sequence names.
+        names: the S sequence names. A sequence no sample has (all NaN) is left out of the result, and
+            ``choices["sequences_left_out"]`` names it.
         include_diagonal: True (default, authors' script): self-translations i->i count in the normalisation
             statistics and in the centrality sums (divided by S). False: both leave them out (divided by S-1).
         weights: optional metric weights in A (default 1 each).
@@ -131,24 +160,30 @@ def rank_sequences(
         :class:`SequenceRanking`.
 
     Raises:
-        ValueError: no metrics, shapes that disagree with ``names``, a metric with no finite value.
+        ValueError: no metrics, shapes that disagree with ``names``, a metric with no finite value, fewer than two
+            sequences with samples.
     """
     if not metrics:
         raise ValueError("rank_sequences needs at least one metric.")
-    size = len(names)
-    if size < 2:
+    if len(names) < 2:
         raise ValueError(f"ranking needs at least two sequences, got {list(names)}.")
+    arrays = {metric: _checked(metric, values, len(names)) for metric, values in metrics.items()}
+    present, per_sequence = _present_sequences(arrays, len(names))
+    left_out = {names[i]: "no sample has this sequence" for i in range(len(names)) if not present[i]}
+    names = [n for n, keep in zip(names, present, strict=True) if keep]
+    if len(names) < 2:
+        raise ValueError(
+            f"ranking needs at least two sequences with samples; only {names} have any "
+            f"(left out: {sorted(left_out)}). Give subjects with at least two of the protocol's sequences."
+        )
+    metrics = {metric: values[:, present][:, :, present] for metric, values in arrays.items()}
+    size = len(names)
     off_diagonal = ~np.eye(size, dtype=bool)
     adjacency = np.zeros((size, size))
     pair_means: dict[str, np.ndarray] = {}
     counts = None
     for metric, values in metrics.items():
-        values = np.asarray(values, dtype=float)
-        if values.ndim != 3 or values.shape[1:] != (size, size):
-            raise ValueError(f"metric {metric!r} must be (N, {size}, {size}), got {values.shape}.")
         key = metric.lower()
-        if key not in HIGHER_IS_BETTER:
-            raise ValueError(f"unknown metric {metric!r}; known: {sorted(HIGHER_IS_BETTER)}.")
         pooled_mask = np.isfinite(values) & (np.ones_like(values, dtype=bool) if include_diagonal else off_diagonal)
         pooled = values[pooled_mask]
         if pooled.size == 0:
@@ -181,6 +216,9 @@ def rank_sequences(
         "centrality_denominator": denominator,
         "samples_per_pair_min": int(counts[off_diagonal].min()) if counts is not None else 0,
         "pairs_without_samples": missing_pairs,
+        "sequences_left_out": left_out,
+        "samples_per_sequence": {n: int(c) for n, c in zip(names, per_sequence[present], strict=True)},
+        "absent_sequences": "left out of A, C_t, C_d and the ranks; pair means use the samples that have both",
     }
     return SequenceRanking(
         names=list(names),

@@ -16,7 +16,8 @@ from monai.engines import Evaluator
 from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 from monai_seq2seq.io.nifti_writer import affine_of, save_volume
 
-from ..inference.engine import subject_volumes
+from ..inference.engine import subject_volumes, trained_on_sidecar
+from ..transforms.validation import check_same_grid
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .perceptual import LPIPSStatus, load_lpips
 from .subject import SubjectAnalysis, analyse_subject, cohort_ranking
@@ -104,6 +105,9 @@ class DifferentiationEvaluator(Evaluator):
         outputs = []
         for subject in batchdata:
             subject_id = str(subject.get("subject", f"subject_{engine.state.iteration}"))
+            # one grid for the sequences and (channel-first) masks, or one clear line, not torch's "stack expects..."
+            on_grid = [*self.protocol.names, "label", "foreground"]
+            check_same_grid({k: subject[k] for k in on_grid if getattr(subject.get(k), "ndim", 0) == 4}, subject_id)
             foreground, tumour = self._masks(subject)
             analysis = analyse_subject(
                 self.synthesizer,
@@ -122,12 +126,25 @@ class DifferentiationEvaluator(Evaluator):
         return outputs
 
 
+def _trained_on_warnings(analyses) -> dict[str, list[str]]:
+    """Subject -> its lines of :class:`~monai_seq2seq.transforms.CheckTrainedOnd` (subjects without any left out)."""
+    out = {}
+    for analysis in analyses:
+        lines = trained_on_sidecar(getattr(analysis, "reference", None) or {}).get("TrainedOnWarnings")
+        if lines:
+            out[analysis.subject] = lines
+    return out
+
+
 def _mean_frame(volume: torch.Tensor) -> np.ndarray:
     return torch.as_tensor(volume).float().mean(0).cpu().numpy()
 
 
 class DifferentiationWriter:
     """Per subject: maps as NIfTI (source affine) and a PNG overlay; at the end: ranking CSV/JSON, heatmap, ranks.
+
+    The cohort outputs rank only the sequences some subject has: one absent from every subject is left out of
+    each of them, named in ``ranking.json`` (``choices.sequences_left_out``), under both figures and in the log.
 
     Args:
         output_dir: output folder (checked writable at start).
@@ -170,11 +187,16 @@ class DifferentiationWriter:
                         affine_of(subject[name]),
                         folder / f"{analysis.subject}_{name}_diffmap.nii.gz",
                         description=f"differentiation map of {name}",
-                        sidecar={"DifferentiationMap": True, **analysis.map_info[name]},
+                        sidecar={
+                            "DifferentiationMap": True,
+                            **analysis.map_info[name],
+                            **trained_on_sidecar(subject),
+                        },
                     )
             contours = {}
             for name, key in self.contour_keys.items():
-                if key in subject and name in analysis.maps:
+                # a datalist entry's mask the bundle did not load is still a path: no contour, nothing to stack
+                if key in subject and name in analysis.maps and not isinstance(subject[key], (str, Path)):
                     mask = torch.as_tensor(subject[key])
                     contours[name] = mask.reshape(-1, *mask.shape[-3:])[0].cpu().numpy() > 0
             plot_overlays(
@@ -190,6 +212,14 @@ class DifferentiationWriter:
         status = getattr(engine, "lpips_status", None)
         if status is not None:
             self.ranking.choices["lpips"] = status.reason
+        warnings = _trained_on_warnings(analyses)
+        if warnings:
+            self.ranking.choices["trained_on_warnings"] = warnings
+        left_out = self.ranking.choices["sequences_left_out"]
+        if left_out:
+            engine.logger.warning(
+                f"left out of the ranking (no subject has them): {sorted(left_out)}; ranked: {self.ranking.names}."
+            )
         self.ranking.save(self.output_dir)
         plot_adjacency(self.ranking, self.output_dir / "adjacency.png")
         plot_ranks(self.ranking, self.output_dir / "ranks.png")
@@ -239,6 +269,7 @@ class MetricsTableWriter:
                     "pairs": self.summary,
                     "lpips": None if status is None else status.reason,
                     "intensity_space": "[0, 1] after per-sequence percentile normalisation",
+                    "trained_on_warnings": _trained_on_warnings(engine.state.analyses),
                 },
                 indent=2,
             ),

@@ -31,8 +31,24 @@ def _save(fig, path: str | Path) -> Path:
         plt.close(fig)
 
 
+def _left_out_note(fig, ranking: SequenceRanking) -> None:
+    """Say under a figure which sequences the ranking left out (no subject had them), so none looks forgotten."""
+    left_out = ranking.choices.get("sequences_left_out") or {}
+    if left_out:
+        fig.text(
+            0.01,
+            -0.02,
+            f"left out (no subject has them): {', '.join(left_out)}",
+            ha="left",
+            va="top",
+            fontsize=8,
+            style="italic",
+        )
+
+
 def plot_adjacency(ranking: SequenceRanking, path: str | Path, title: str = "Adjacency A (source -> target)") -> Path:
-    """Heatmap of A with values written in the cells."""
+    """Heatmap of A with values written in the cells (NaN cells: pairs no subject has), over the ranked sequences
+    only; sequences the ranking left out are named under the figure."""
     plt = _pyplot()
     size = len(ranking.names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.8 * size, 0.8 + 0.7 * size))
@@ -48,11 +64,13 @@ def plot_adjacency(ranking: SequenceRanking, path: str | Path, title: str = "Adj
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w", fontsize=8)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
+    _left_out_note(fig, ranking)
     return _save(fig, path)
 
 
 def plot_ranks(ranking: SequenceRanking, path: str | Path) -> Path:
-    """Bar charts of C_t (totipotency) and C_d (imaging differentiation), sorted, with ranks."""
+    """Bar charts of C_t (totipotency) and C_d (imaging differentiation), sorted, with ranks; sequences the ranking
+    left out (absent from every subject) have no bar and are named under the figure."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 + 0.45 * len(ranking.names)))
     for ax, values, label in (
@@ -67,6 +85,7 @@ def plot_ranks(ranking: SequenceRanking, path: str | Path) -> Path:
             )
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(label)
+    _left_out_note(fig, ranking)
     return _save(fig, path)
 
 

@@ -1,16 +1,82 @@
 """Running a bundle's configs with MONAI's ``ConfigWorkflow``: the one place that builds the workflow.
 
 ``seq2seq synthesize | diffmap | evaluate`` and ``make demo`` all go through :func:`bundle_workflow`.
+
+On the command line: the bundle folder is looked up in the current folder first, then in the source checkout
+(``bundles/seq2seq_brain`` works from any folder); ``--datalist`` is made absolute, so relative paths inside it are
+relative to its own folder (MONAI's decathlon convention) wherever the command runs; ``--split`` chooses the
+datalist's list (see :func:`datalist_split`); a run that fails removes the output folder it created if it is still
+empty (never a folder that existed before, never one with files in it).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bundle_workflow", "run_bundle_config", "synthesize", "diffmap", "evaluate"]
+__all__ = [
+    "bundle_workflow",
+    "run_bundle_config",
+    "resolve_bundle",
+    "datalist_split",
+    "synthesize",
+    "diffmap",
+    "evaluate",
+]
+
+_CHECKOUT = Path(__file__).resolve().parents[2]  # the source tree's root (monai_seq2seq/cli/bundle.py)
+
+
+def resolve_bundle(bundle: str | Path) -> Path:
+    """The bundle folder: ``bundle`` as given when it holds ``configs/``, else (a relative path) the same path in
+    the source checkout, so that the default ``bundles/seq2seq_brain`` works outside the repository's root."""
+    path = Path(bundle).expanduser()
+    if (path / "configs").is_dir() or path.is_absolute():
+        return path
+    checkout = _CHECKOUT / path
+    return checkout if (checkout / "configs").is_dir() else path
+
+
+def datalist_split(datalist: str | Path, split: str = "auto") -> str:
+    """The list of ``datalist`` to run on: ``split`` when it names a non-empty list; ``"auto"``: ``testing`` when
+    it has subjects, else ``training`` or ``validation`` if only one of them has any (``seq2seq datalist`` puts
+    everyone in ``training``).
+
+    Raises:
+        ValueError: the file is not a datalist JSON, the named list is missing or empty, or ``"auto"`` finds no
+            ``testing`` subjects and several other non-empty lists (the message gives the counts and the flag).
+    """
+    path = Path(datalist)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"datalist {str(datalist)!r} does not exist (make one with `seq2seq datalist ROOT`)."
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"datalist {str(datalist)!r} is not a readable JSON file: {err}.") from None
+    lists = {k: len(v) for k, v in raw.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+    if split != "auto":
+        if not lists.get(split):
+            raise ValueError(
+                f"datalist {str(datalist)!r} has no subject in {split!r}; subjects per list: {lists}: "
+                f"pass --split with one of {sorted(lists)}."
+            )
+        return split
+    if lists.get("testing"):
+        return "testing"
+    splits = [k for k in ("training", "validation") if lists.get(k)]  # other lists (e.g. "unused") are no split
+    if len(splits) == 1:
+        return splits[0]
+    raise ValueError(
+        f"datalist {str(datalist)!r} has no 'testing' subjects; subjects per list: {lists}: "
+        f"choose one with --split {'|'.join(sorted(lists)) or '<list>'}."
+    )
 
 
 @contextmanager
@@ -39,7 +105,7 @@ def bundle_workflow(bundle: str | Path, config: str, workflow_type: str = "infer
 
     from monai_seq2seq.zoo.configs import config_files
 
-    root = Path(bundle)
+    root = resolve_bundle(bundle)
     config_file = root / "configs" / f"{config}.json"
     if not config_file.is_file():
         raise ValueError(f"{config_file} does not exist: is {str(bundle)!r} a monai-seq2seq bundle folder?")
@@ -86,28 +152,97 @@ def run_bundle_config(bundle: str | Path, config: str, **overrides: Any) -> str:
     Returns:
         The output folder.
 
+    A run that fails removes the output folder (and the parents) it created when nothing was written into them.
+
     Raises:
         ValueError: ``<bundle>/configs/<config>.json`` does not exist.
     """
-    with bundle_workflow(bundle, config, **overrides) as workflow:
-        workflow.run()
+    created = _first_new_folder(_planned_output_dir(bundle, config, overrides))
+    try:
+        with bundle_workflow(bundle, config, **overrides) as workflow:
+            workflow.run()
+    except BaseException:
+        _remove_empty_folders(created)
+        raise
     return str(workflow.parser.get_parsed_content("output_dir"))
+
+
+def _planned_output_dir(bundle: str | Path, config: str, overrides: dict[str, Any]) -> Path | None:
+    """The output folder a run will write to (``output_dir`` as overridden, or the config's), ``None`` if unknown."""
+    if overrides.get("output_dir") is not None:
+        return Path(overrides["output_dir"])
+    from monai.bundle import ConfigParser
+
+    from monai_seq2seq.zoo.configs import config_files
+
+    root = resolve_bundle(bundle)
+    try:
+        parser = ConfigParser()
+        parser.read_config(config_files(root, config))
+        parser["bundle_root"] = str(root)  # as ConfigWorkflow sets it
+        return Path(parser.get_parsed_content("output_dir"))
+    except Exception:  # noqa: BLE001 (a config that does not parse fails in the run itself, with its own message)
+        return None
+
+
+def _first_new_folder(folder: Path | None) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet (``None``: it exists or is unknown)."""
+    if folder is None or folder.exists():
+        return None
+    folder = folder.absolute()
+    while not folder.parent.exists():
+        folder = folder.parent
+    return folder
+
+
+def _remove_empty_folders(top: Path | None) -> None:
+    """Remove ``top`` and the folders under it, bottom up, as far as they are empty (a file anywhere keeps it)."""
+    if top is None or not top.is_dir():
+        return
+    for folder, _, _ in os.walk(top, topdown=False):
+        try:
+            Path(folder).rmdir()  # only succeeds on an empty folder
+        except OSError:
+            pass
+
+
+def _datalist_overrides(datalist: str | None, split: str) -> dict[str, Any]:
+    """``datalist`` (absolute: MONAI then joins its own folder, not the working folder's relative path, into each
+    relative path inside it) and the chosen ``datalist_split``; nothing for the phantom."""
+    if datalist is None:
+        return {}
+    path = Path(datalist).expanduser().resolve()
+    chosen = datalist_split(path, split)
+    if chosen != split:
+        print(f"datalist {datalist}: running on its {chosen!r} list (--split to choose another).", file=sys.stderr)
+    return {"datalist": str(path), "datalist_split": chosen}
 
 
 def synthesize(
     bundle: str = "bundles/seq2seq_brain",
     out: str | None = None,
     datalist: str | None = None,
-    split: str = "testing",
+    split: str = "auto",
     drop: list[str] | None = None,
     **overrides: Any,
 ) -> str:
-    """Synthesise every missing sequence of a datalist (default: the embedded phantom with ``drop`` removed).
+    """Synthesise every missing sequence of each subject from those it has: <out>/<subject>/<subject>_<Seq>_synthetic.
 
-    Example: ``seq2seq synthesize --bundle bundles/seq2seq_brain --datalist brats.json --drop "[]" --out syn``.
+    With ``--datalist`` nothing a subject has is deleted (``--drop "['T1Gd']"`` deletes T1Gd first, to compare);
+    without it, the embedded phantom with the bundle's default sequence (T1Gd / DCE) dropped.
+    Example: ``seq2seq synthesize --datalist brats/datalist.json --out syn``.
+
+    Args:
+        bundle: the bundle folder.
+        out: output folder (default: the bundle's ``eval/synthesis``).
+        datalist: a datalist JSON (``seq2seq datalist ROOT --out ROOT/datalist.json``); paths in it are relative to
+            its folder.
+        split: the datalist's list to run on; ``auto``: ``testing`` if it has subjects, else the one non-empty list.
+        drop: sequences to delete from every subject before synthesis (default: none with a datalist).
+        overrides: any other config id (``--num_subjects 2``, ``--network_def#name tiny``...).
     """
     return run_bundle_config(
-        bundle, "inference", output_dir=out, datalist=datalist, datalist_split=split, drop=drop, **overrides
+        bundle, "inference", output_dir=out, drop=drop, **_datalist_overrides(datalist, split), **overrides
     )
 
 
@@ -115,12 +250,22 @@ def diffmap(
     bundle: str = "bundles/seq2seq_brain",
     out: str | None = None,
     datalist: str | None = None,
-    split: str = "testing",
+    split: str = "auto",
     **overrides: Any,
 ) -> str:
-    """Differentiation maps, the ranking table (C_t, C_d), heatmap and rank chart for a datalist or the phantom."""
+    """Differentiation maps, the ranking table (C_t, C_d), heatmap and rank chart for a datalist or the phantom.
+
+    Sequences no subject has are left out of the ranking outputs (and named in ranking.json and the figures).
+
+    Args:
+        bundle: the bundle folder.
+        out: output folder (default: the bundle's ``eval/differentiation``).
+        datalist: a datalist JSON; paths in it are relative to its folder.
+        split: the datalist's list to run on; ``auto``: ``testing`` if it has subjects, else the one non-empty list.
+        overrides: any other config id.
+    """
     return run_bundle_config(
-        bundle, "differentiation", output_dir=out, datalist=datalist, datalist_split=split, **overrides
+        bundle, "differentiation", output_dir=out, **_datalist_overrides(datalist, split), **overrides
     )
 
 
@@ -128,8 +273,16 @@ def evaluate(
     bundle: str = "bundles/seq2seq_brain",
     out: str | None = None,
     datalist: str | None = None,
-    split: str = "testing",
+    split: str = "auto",
     **overrides: Any,
 ) -> str:
-    """PSNR, SSIM (and LPIPS with local weights) per translation, SSIM inside/outside the tumour."""
-    return run_bundle_config(bundle, "evaluate", output_dir=out, datalist=datalist, datalist_split=split, **overrides)
+    """PSNR, SSIM (and LPIPS with local weights) per translation, SSIM inside/outside the tumour.
+
+    Args:
+        bundle: the bundle folder.
+        out: output folder (default: the bundle's ``eval/evaluation``).
+        datalist: a datalist JSON; paths in it are relative to its folder.
+        split: the datalist's list to run on; ``auto``: ``testing`` if it has subjects, else the one non-empty list.
+        overrides: any other config id.
+    """
+    return run_bundle_config(bundle, "evaluate", output_dir=out, **_datalist_overrides(datalist, split), **overrides)

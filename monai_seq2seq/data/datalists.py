@@ -3,8 +3,11 @@
 Layouts (docs/CONTRACTS.md):
 
 - **Brain (BraTS 2021)**: ``<root>/BraTS2021_XXXXX/BraTS2021_XXXXX_{t1,t1ce,t2,flair,seg}.nii.gz``. The
-  suffixes map to the ``BRAIN`` protocol through its aliases (BraTS 2023 ``t1n/t1c/t2w/t2f`` work too);
-  ``seg`` is the label (1 NCR, 2 ED, 4 ET).
+  suffixes map to the ``BRAIN`` protocol through its aliases (BraTS 2023-2025
+  ``BraTS-XXX-NNNNN-NNN/BraTS-XXX-NNNNN-NNN-{t1n,t1c,t2w,t2f,seg}.nii.gz`` work too); ``seg`` is the label.
+
+Other layouts (BraSyn, BIDS, MAMA-MIA, DICOM studies), detected automatically, and the list of image files that
+are not used: :func:`monai_seq2seq.data.build_datalist` (:mod:`.layouts`).
 - **Breast**: ``<root>/<sid>/<sid>_<Sequence>.nii.gz`` with canonical names (``T1``, ``FatSatT1``, ``T2``,
   ``DCE``, ``FatSatDCE``, ``WashIn``, ``WashOut``, ``DWI``), optional ``<sid>_seg.nii.gz``; 4D images are
   ``(x, y, z, t)`` with sidecars ``<sid>_DCE.json`` (``VolumeTiming``) / ``<sid>_DWI.bval``, which the reader
@@ -67,7 +70,7 @@ def _entry_key(path: Path, sid: str, proto: Protocol) -> str | None:
     if not path.is_file() or m is None:
         return None
     stem = m.group("stem")
-    if not stem.startswith(f"{sid}_"):
+    if not stem.startswith((f"{sid}_", f"{sid}-")):  # BraTS 2023-2025: <case>-t1n
         return None
     suffix = stem[len(sid) + 1 :]
     if suffix.lower() in _LABEL_SUFFIXES:
@@ -172,10 +175,13 @@ def split_subjects(
 
 
 def _relativise(entry: dict, base: Path) -> dict:
+    """Paths of an entry relative to ``base`` (a list of files, e.g. DCE phases, path by path)."""
     out = {}
     for k, v in entry.items():
         if k not in ("subject", "available") and isinstance(v, str):
             v = os.path.relpath(v, base)
+        elif k not in ("subject", "available") and isinstance(v, list):
+            v = [os.path.relpath(p, base) if isinstance(p, str) else p for p in v]
         out[k] = v
     return out
 
@@ -209,6 +215,9 @@ def load_datalist(
     raw = json.loads(Path(path).read_text())
     if key not in raw:
         raise DatalistError(f"datalist {str(path)!r} has no {key!r} list; keys: {sorted(raw)}.")
+    # issue 19 (helper C): an absolute base, or MONAI joins a relative JSON's folder into each path ("d/x.nii.gz")
+    # and the check below joins it once more ("d/d/x.nii.gz"): `--datalist d/datalist.json` failed
+    base_dir = Path(base_dir if base_dir is not None else Path(path).parent).resolve()
     items = load_decathlon_datalist(path, is_segmentation=True, data_list_key=key, base_dir=base_dir)
     for item, orig in zip(items, raw[key], strict=True):
         for k in ("subject", "available"):
@@ -220,8 +229,10 @@ def load_datalist(
         missing = [
             f"{item.get('subject', '?')}: {base / value}"
             for item in items
-            for name, value in item.items()
-            if name not in ("subject", "available") and isinstance(value, str) and not (base / value).exists()
+            for name, values in item.items()
+            if name not in ("subject", "available")
+            for value in (values if isinstance(values, list) else [values])
+            if isinstance(value, str) and not (base / value).exists()
         ]
         if missing:
             shown = "; ".join(missing[:10]) + (f"; ... ({len(missing)} in all)" if len(missing) > 10 else "")

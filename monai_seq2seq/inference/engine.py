@@ -10,11 +10,20 @@ import torch
 from monai.engines import Evaluator
 
 from monai_seq2seq.core.files import ensure_writable_dir, refuse_overwrite_inputs
-from monai_seq2seq.io.nifti_writer import affine_of, save_volume
+from monai_seq2seq.data.brasyn import brasyn_filename, check_brasyn_protocol
+from monai_seq2seq.io.nifti_writer import affine_of, save_nifti, save_volume
+from monai_seq2seq.transforms.trained_on import TRAINED_ON_KEY
 
 from .synthesis import Seq2SeqSynthesizer
 
-__all__ = ["input_files", "subject_collate", "subject_volumes", "SynthesisEvaluator", "SyntheticImageWriter"]
+__all__ = [
+    "trained_on_sidecar",
+    "input_files",
+    "subject_collate",
+    "subject_volumes",
+    "SynthesisEvaluator",
+    "SyntheticImageWriter",
+]
 
 
 def subject_collate(batch: list[dict]) -> list[dict]:
@@ -107,13 +116,24 @@ class SynthesisEvaluator(Evaluator):
             if not sources:
                 raise ValueError(f"subject {subject_id!r} has none of the protocol's sequences.")
             synthetic = {}
-            for target in self._targets_for(subject_id, list(volumes)):
+            targets = self._targets_for(subject_id, list(volumes))
+            if not targets:  # a real subject with every sequence: nothing is deleted, so nothing is made
+                self.logger.info(f"subject {subject_id!r} has all of {list(volumes)}: nothing to synthesise.")
+            for target in targets:
                 use = [s for s in sources if s != target]
                 if not use:
                     raise ValueError(f"subject {subject_id!r}: no source left to synthesise {target} from.")
                 synthetic[target] = (self.synthesizer.synthesize({s: volumes[s] for s in use}, target), use)
             outputs.append({**subject, "subject": subject_id, "synthetic": synthetic})
         return outputs
+
+
+def trained_on_sidecar(subject: dict) -> dict[str, list[str]]:
+    """``{"TrainedOnWarnings": [...]}`` when the preprocessing compared the subject with the bundle's training data
+    (:class:`~monai_seq2seq.transforms.CheckTrainedOnd`; an empty list: it matched), else ``{}``."""
+    if TRAINED_ON_KEY not in subject:
+        return {}
+    return {"TrainedOnWarnings": [str(line) for line in subject[TRAINED_ON_KEY]]}
 
 
 def _intensity_space(spec) -> str:
@@ -130,13 +150,28 @@ class SyntheticImageWriter:
     The source grid's affine is kept; the header description and a JSON sidecar say the image is synthetic,
     from which sources, with which model, in which intensity space. The output folder is checked at start;
     existing files are only replaced when ``overwrite`` is set, and never when they are one of the inputs.
+
+    With ``brasyn=True`` (the BraSyn challenge's submission naming) a volume is written as
+    ``<out>/<case>/<case>-<suffix>.nii.gz`` (e.g. ``BraTS-GLI-00001-000-t1c.nii.gz``,
+    :func:`monai_seq2seq.data.brasyn_filename`), without sidecar: the challenge takes the file as it would have
+    been in the data set. The header description still says it is synthetic.
+
+    Raises:
+        ValueError: ``brasyn`` with a protocol whose sequences have no BraTS 2023 names (at construction), or a
+            subject id that is no BraTS 2023-2025 case id (when writing).
     """
 
     def __init__(
-        self, output_dir: str | Path, protocol, model_name: str = "monai-seq2seq", overwrite: bool = False
+        self,
+        output_dir: str | Path,
+        protocol,
+        model_name: str = "monai-seq2seq",
+        overwrite: bool = False,
+        brasyn: bool = False,
     ) -> None:
         self.output_dir = Path(output_dir)
-        self.protocol = protocol
+        self.protocol = check_brasyn_protocol(protocol) if brasyn else protocol
+        self.brasyn = bool(brasyn)
         self.model_name = model_name
         self.overwrite = overwrite
         self.written: list[Path] = []
@@ -152,11 +187,20 @@ class SyntheticImageWriter:
             inputs = input_files(subject, self.protocol)
             for target, (volume, sources) in subject["synthetic"].items():
                 reference = subject[sources[0]]
-                path = self.output_dir / subject["subject"] / f"{subject['subject']}_{target}_synthetic.nii.gz"
+                name = f"{subject['subject']}_{target}_synthetic.nii.gz"
+                if self.brasyn:
+                    name = brasyn_filename(subject["subject"], target, self.protocol)
+                path = self.output_dir / subject["subject"] / name
                 refuse_overwrite_inputs([path], inputs)
                 if path.exists() and not self.overwrite:
                     raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
                 spec = self.protocol[target]
+                if self.brasyn:  # the challenge's file alone, as it would lie in the data set (3D, no sidecar)
+                    array = torch.as_tensor(volume).detach().float().cpu().numpy()[0]
+                    description = f"SYNTHETIC {target} from {'+'.join(sources)}"
+                    save_nifti(array, affine_of(reference), path, overwrite=True, description=description)
+                    self.written.append(path)
+                    continue
                 save_volume(
                     volume,
                     affine_of(reference),
@@ -168,6 +212,7 @@ class SyntheticImageWriter:
                         "Sources": sources,
                         "Model": self.model_name,
                         "IntensitySpace": _intensity_space(spec),
+                        **trained_on_sidecar(subject),
                     },
                     frame_axis=spec.frame_axis,
                     frame_values=list(spec.frame_values),

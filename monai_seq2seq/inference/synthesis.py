@@ -14,6 +14,7 @@ from monai_seq2seq.core.precision import warn_if_emulated_bf16
 from monai_seq2seq.core.protocols import Protocol, get_protocol
 
 from ..transforms.slabs import constant_samples, pad_to_multiple, slabs_to_volume, volume_to_slabs
+from ..transforms.validation import check_same_grid
 from .planner import cuda_memory_budget, cuda_peak_bytes, plan_batch_size
 
 __all__ = ["AUTO_CPU_BATCH_SIZE", "Seq2SeqSynthesizer", "to_channels_last"]
@@ -117,11 +118,10 @@ class Seq2SeqSynthesizer:
         if not volumes:
             raise ValueError("no source volume given.")
         checked: dict[str, torch.Tensor] = {}
-        grid = None
-        for name, vol in volumes.items():
+        for name, original in volumes.items():
             canonical = self.protocol.canonical(name)
             # plain tensors: MetaTensor's per-op bookkeeping costs time in every layer and breaks torch.compile graphs
-            vol = convert_to_tensor(vol, track_meta=False)
+            vol = convert_to_tensor(original, track_meta=False)
             spec = self.protocol[canonical]
             if vol.dim() != 4:
                 raise ValueError(f"{canonical}: expected a frames-first volume (T, X, Y, Z), got {tuple(vol.shape)}.")
@@ -129,16 +129,11 @@ class Seq2SeqSynthesizer:
                 raise ValueError(
                     f"{canonical}: protocol {self.protocol.name!r} expects {spec.frames} frame(s), got {vol.shape[0]}."
                 )
-            if grid is None:
-                grid = (canonical, tuple(vol.shape[1:]))
-            elif tuple(vol.shape[1:]) != grid[1]:
-                raise ValueError(
-                    f"{canonical} has grid {tuple(vol.shape[1:])}, {grid[0]} has {grid[1]}: resample "
-                    "the sequences to one grid first."
-                )
             if not torch.isfinite(vol).all():
                 raise ValueError(f"{canonical} contains NaN or Inf values.")
             checked[canonical] = vol
+        # shapes, and affines where the volumes are MetaTensors, within the library's one tolerance
+        check_same_grid({self.protocol.canonical(n): v for n, v in volumes.items()})
         return checked
 
     def _targets(self, targets: Sequence[str] | None) -> list[str]:

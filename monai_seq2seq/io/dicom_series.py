@@ -32,7 +32,7 @@ from monai.utils import ensure_tuple
 from pydicom.dataset import Dataset
 
 from monai_seq2seq.core.errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
-from monai_seq2seq.core.protocols import BREAST, FrameAxis, Protocol
+from monai_seq2seq.core.protocols import BREAST, FrameAxis, Protocol, get_protocol
 
 from .dicom_identify import identify_sequence
 from .dicom_multiframe import enhanced_frame_headers, is_multiframe
@@ -50,7 +50,10 @@ from .dicom_vendor import (
 __all__ = [
     "DicomSlice",
     "read_dicom_file",
+    "dicom_files",
     "scan_dicom_folder",
+    "DicomSeriesPlan",
+    "plan_dicom_series",
     "read_dicom_series",
     "DicomSeriesReader",
     "LPS_TO_RAS",
@@ -211,6 +214,20 @@ def _is_candidate(path: Path) -> bool:
         return False
 
 
+def dicom_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """The files under ``folder`` that look like DICOM, sorted: ``.dcm``, ``.dcm.gz``, ``.ima``, ``.dicom``, or no
+    suffix with the DICOM preamble (``DICOMDIR`` and hidden files are left out).
+
+    Raises:
+        UnreadableFileError: the folder does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UnreadableFileError(f"DICOM folder {str(folder)!r} does not exist or is not a folder.")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates if p.is_file() and _is_candidate(p))
+
+
 def scan_dicom_folder(folder: str | os.PathLike, recursive: bool = True) -> dict[str, list[Dataset]]:
     """Headers of all DICOM files under ``folder``, grouped by SeriesInstanceUID (sorted by file name).
 
@@ -221,11 +238,7 @@ def scan_dicom_folder(folder: str | os.PathLike, recursive: bool = True) -> dict
         UnreadableFileError: the folder does not exist, holds no DICOM file, or a DICOM file is corrupt.
         DicomTagError: a file lacks SeriesInstanceUID.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UnreadableFileError(f"DICOM folder {str(folder)!r} does not exist or is not a folder.")
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted(p for p in candidates if p.is_file() and _is_candidate(p))
+    files = dicom_files(folder, recursive)
     if not files:
         raise UnreadableFileError(f"DICOM folder {str(folder)!r} holds no DICOM files.")
     series: dict[str, list[Dataset]] = defaultdict(list)
@@ -487,8 +500,13 @@ def _series_groups(source: str | os.PathLike | Sequence[str | os.PathLike]) -> t
     return groups, files[0]
 
 
-def _chosen_uids(groups: dict[str, list[Dataset]], series_uid: str | Sequence[str] | None, origin: str) -> list[str]:
-    """The series UIDs to read: ``series_uid`` (one or several), or the only series there is."""
+def _chosen_uids(
+    groups: dict[str, list[Dataset]], series_uid: str | Sequence[str] | None, origin: str, from_files: bool = False
+) -> list[str]:
+    """The series UIDs to read: ``series_uid`` (one or several), the only series there is, or every series of a
+    list of files (``from_files``)."""
+    if series_uid is None and from_files:
+        return list(groups)  # the files given are one series, e.g. a DCE of one series per timepoint
     if series_uid is None:
         if len(groups) > 1:
             desc = {uid: str(h[0].get("SeriesDescription", "")) for uid, h in groups.items()}
@@ -545,19 +563,149 @@ def _frame_values(axis: str, keys: list[float], sorted_frames: list[list[DicomSl
     return values
 
 
+@dataclass
+class DicomSeriesPlan:
+    """What a DICOM series holds, from its headers alone (no pixel data read).
+
+    Attributes:
+        label: names the series in messages (UID, description and source).
+        headers: the series' datasets.
+        frame_axis: ``"time"``, ``"bvalue"`` or ``None`` (3D).
+        frame_values: seconds after the first frame or b-values, one per frame (``[]`` for 3D).
+        frames: each frame's slices, sorted along the slice normal.
+        affine: RAS affine of the voxel grid.
+        sequence: canonical protocol name from the tags, or ``None``.
+        split_by: the tag the frames were told apart by (``None`` for 3D).
+        problem: why the series cannot be read as its sequence (a DWI without b-values), with ``lenient=True``.
+    """
+
+    label: str
+    headers: list[Dataset] = field(repr=False)
+    frame_axis: str | None
+    frame_values: list[float]
+    frames: list[list[DicomSlice]] = field(repr=False)
+    affine: np.ndarray
+    sequence: str | None
+    split_by: str | None = None
+    problem: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(X, Y, Z)`` or ``(X, Y, Z, T)`` of the array :func:`read_dicom_series` gives."""
+        rows, cols = self.frames[0][0].shape
+        spatial = (cols, rows, len(self.frames[0]))
+        return spatial if self.frame_axis is None else (*spatial, len(self.frames))
+
+
+def _series_name(headers: list[Dataset]) -> str:
+    ds = headers[0]
+    desc = str(ds.get("SeriesDescription", "") or ds.get("ProtocolName", "") or "")
+    number = ds.get("SeriesNumber", None)
+    return f"series {number} {desc!r}" if number not in (None, "") else f"series {desc!r}"
+
+
+def _diffusion_frames(
+    plan: DicomSeriesPlan, protocol: str | Protocol, bvalues: Sequence[float] | None
+) -> tuple[str | None, list[float]]:
+    """Frame axis and values of a series the tags identify as a b-value sequence (DWI).
+
+    A DWI whose files carry no b-value is refused (its frames, told apart by time, are not b-values) unless
+    ``bvalues`` gives them; ``bvalues`` that contradict the b-value tags are refused too.
+    """
+    proto = get_protocol(protocol)
+    seq = plan.sequence
+    if seq is None or proto[seq].frame_axis != FrameAxis.BVALUE or (plan.frame_axis is None and bvalues is None):
+        return plan.frame_axis, plan.frame_values
+    given = None if bvalues is None else [float(b) for b in ensure_tuple(bvalues)]
+    n = len(plan.frames)
+    if plan.frame_axis == FrameAxis.BVALUE:
+        if given is not None and sorted(given) != sorted(plan.frame_values):
+            raise FrameValuesError(
+                f"{plan.label}: the b-value tags give {plan.frame_values} but bvalues={given} was passed; "
+                "leave bvalues out for series that carry b-value tags, or fix the tags."
+            )
+        return plan.frame_axis, plan.frame_values
+    if given is None:
+        raise FrameValuesError(
+            f"{plan.label} is identified as {seq} (diffusion) but its files carry no b-value (DiffusionBValue "
+            f"(0018,9087) or a vendor field); its {n} frames are told apart by {plan.split_by} only, which are not "
+            f"b-values. Pass the b-values of the frames in acquisition order: bvalues=[...] (DicomSeriesReader, "
+            f'read_dicom_series) or the bundle config id, e.g. `seq2seq synthesize ... --bvalues "[0,150,800,1500]"`.'
+        )
+    if len(given) != n:
+        raise FrameValuesError(f"{plan.label}: bvalues={given} gives {len(given)} b-values for {n} frame(s).")
+    return FrameAxis.BVALUE, given
+
+
+def plan_dicom_series(
+    headers: Sequence[Dataset],
+    protocol: str | Protocol = BREAST,
+    bvalues: Sequence[float] | None = None,
+    label: str | None = None,
+    lenient: bool = False,
+) -> DicomSeriesPlan:
+    """Split one series' headers into frames, check its geometry and identify it, without reading pixels.
+
+    Args:
+        headers: the datasets of one series (or of several series read as one).
+        protocol: names the sequence (``plan.sequence``).
+        bvalues: b-values of a DWI whose files carry none, one per frame in acquisition order.
+        label: names the series in messages (default: its UID, number and description).
+        lenient: a DWI without b-values (and without ``bvalues``) gets ``plan.problem`` instead of raising.
+
+    Raises:
+        DicomTagError, SeriesConsistencyError, FrameValuesError: as :func:`read_dicom_series`.
+    """
+    headers = list(headers)
+    if label is None:
+        uid = str(headers[0].get("SeriesInstanceUID", "?"))
+        label = f"DICOM {_series_name(headers)} ({uid}) in {str(Path(file_label(headers[0])).parent)!r}"
+    slices = _series_slices(headers)
+    axis, keys, frames = _split_frames(slices, label)
+    sorted_frames, affine = _frames_geometry(axis, keys, frames, label)
+    values = _frame_values(axis, keys, sorted_frames, label) if axis is not None else []
+    seq = identify_sequence(headers, protocol, frame_axis=axis, n_frames=len(frames))
+    split_by = None if axis is None else _split_tag(slices, axis)
+    plan = DicomSeriesPlan(label, headers, axis, values, sorted_frames, affine, seq, split_by)
+    try:
+        plan.frame_axis, plan.frame_values = _diffusion_frames(plan, protocol, bvalues)
+    except FrameValuesError as err:
+        if not lenient:
+            raise
+        plan.problem = str(err)
+    return plan
+
+
+def _split_tag(slices: list[DicomSlice], axis: str) -> str:
+    """The tag that told the frames apart (for messages)."""
+    if axis == FrameAxis.BVALUE:
+        return "b-value"
+    _, tpis, triggers = _frame_tags(slices)
+    if _n_distinct(tpis) > 1:
+        return "TemporalPositionIdentifier (0020,0100)"
+    if _n_distinct(triggers) > 1:
+        return "TriggerTime (0018,1060)"
+    return "AcquisitionTime (0008,0032)"
+
+
 def read_dicom_series(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     series_uid: str | Sequence[str] | None = None,
     protocol: str | Protocol = BREAST,
+    bvalues: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Read one DICOM series.
 
     Args:
         source: a folder (searched recursively) or a list of DICOM files.
-        series_uid: which series to read when there are several; required then. A list of UIDs reads them
-            as one series (e.g. a DCE acquired as one series per timepoint, as some Siemens protocols do):
+        series_uid: which series to read when a folder holds several; required then (a list of files is read as
+            one series, whatever its UIDs). A list of UIDs reads them as one series (e.g. a DCE acquired as one
+            series per timepoint, as some Siemens protocols do):
             their frames are then told apart by TemporalPositionIdentifier, TriggerTime or AcquisitionTime.
         protocol: protocol whose canonical names ``meta["sequence"]`` uses.
+        bvalues: the b-values of a DWI series whose files carry no b-value tag, one per frame in acquisition
+            order. Without it such a series (frames told apart by time only) is refused, never read as a time
+            series; ignored for series the tags do not identify as a b-value sequence.
 
     Returns:
         ``(array, meta)``: array ``(X, Y, Z)`` for 3D or ``(X, Y, Z, T)`` for 4D (float32, rescaled), meta with
@@ -569,17 +717,18 @@ def read_dicom_series(
         UnreadableFileError: a file cannot be read (named).
         DicomTagError: a required tag is missing or malformed (tag and file named).
         SeriesConsistencyError: orientations, pixel sizes, spacings or frames contradict each other.
+        FrameValuesError: a DWI without b-value tags and without ``bvalues``, or ``bvalues`` that do not fit.
         ValueError: several series and no (or an unknown) ``series_uid``.
     """
     groups, origin = _series_groups(source)
-    uids = _chosen_uids(groups, series_uid, origin)
+    from_files = not (isinstance(source, (str, os.PathLike)) and Path(source).is_dir())
+    uids = _chosen_uids(groups, series_uid, origin, from_files)
     headers = [ds for uid in uids for ds in groups[uid]]
-    label = f"DICOM series {uids[0] if len(uids) == 1 else uids} in {origin!r}"
-    slices = _series_slices(headers)
-    axis, keys, frames = _split_frames(slices, label)
-    sorted_frames, affine = _frames_geometry(axis, keys, frames, label)
-    data = _pixels(sorted_frames)
+    label = f"DICOM {_series_name(headers)} ({uids[0] if len(uids) == 1 else uids}) in {origin!r}"
+    plan = plan_dicom_series(headers, protocol, bvalues, label)
+    data = _pixels(plan.frames)
     meta = _series_meta(headers[0])
+    affine = plan.affine
     meta.update(
         affine=affine.copy(),
         original_affine=affine.copy(),
@@ -587,17 +736,15 @@ def read_dicom_series(
         space="RAS",
         filename_or_obj=origin,
     )
-    if axis is None:
+    if plan.frame_axis is None:
         data = data[..., 0]
         meta["original_channel_dim"] = float("nan")
     else:
-        values = _frame_values(axis, keys, sorted_frames, label)
         meta["original_channel_dim"] = -1
-        meta["frame_axis"] = axis
-        meta["frame_values"] = values
-    seq = identify_sequence(headers, protocol, frame_axis=axis, n_frames=len(frames))
-    if seq is not None:
-        meta["sequence"] = seq
+        meta["frame_axis"] = plan.frame_axis
+        meta["frame_values"] = list(plan.frame_values)
+    if plan.sequence is not None:
+        meta["sequence"] = plan.sequence
     return data, meta
 
 
@@ -610,12 +757,19 @@ class DicomSeriesReader(ImageReader):
     Args:
         series_uid: which series to read from folders holding several (a list: read them as one 4D series).
         protocol: protocol whose canonical names ``meta["sequence"]`` uses.
+        bvalues: b-values of DWI series whose files carry none (see :func:`read_dicom_series`).
     """
 
-    def __init__(self, series_uid: str | Sequence[str] | None = None, protocol: str | Protocol = BREAST):
+    def __init__(
+        self,
+        series_uid: str | Sequence[str] | None = None,
+        protocol: str | Protocol = BREAST,
+        bvalues: Sequence[float] | None = None,
+    ):
         super().__init__()
         self.series_uid = series_uid
         self.protocol = protocol
+        self.bvalues = bvalues
 
     def verify_suffix(self, filename) -> bool:
         """True for folders and ``.dcm`` files."""
@@ -636,4 +790,4 @@ class DicomSeriesReader(ImageReader):
 
     def get_data(self, img) -> tuple[np.ndarray, dict]:
         """Array ``(X, Y, Z)`` or ``(X, Y, Z, T)`` and meta, see :func:`read_dicom_series`."""
-        return read_dicom_series(img, series_uid=self.series_uid, protocol=self.protocol)
+        return read_dicom_series(img, series_uid=self.series_uid, protocol=self.protocol, bvalues=self.bvalues)

@@ -132,7 +132,10 @@ def _checked_frames(
     if frame_axis is not None:
         if frame_values is None:
             raise ValueError(f"frame_axis {frame_axis!r} needs frame_values (one per frame).")
-        frame_values = validate_frame_values(frame_axis, frame_values, n_t, source="write_dicom_series")
+        # one frame per b-value: the reader splits a series by b-value
+        frame_values = validate_frame_values(
+            frame_axis, frame_values, n_t, source="write_dicom_series", allow_duplicates=False
+        )
     return frame_axis, frame_values
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 __all__ = ["register_readers", "READER_NAMES"]
 
-READER_NAMES = {"seq2seqniftireader": "Seq2SeqNiftiReader", "dicomseriesreader": "DicomSeriesReader"}
+READER_NAMES = {
+    "seq2seqniftireader": "Seq2SeqNiftiReader",
+    "dicomseriesreader": "DicomSeriesReader",
+    "seq2seqreader": "Seq2SeqReader",
+}
 
 
 def register_readers() -> list[str]:
-    """Add ``Seq2SeqNiftiReader`` and ``DicomSeriesReader`` to ``monai.transforms.io.array.SUPPORTED_READERS``.
+    """Add ``Seq2SeqNiftiReader``, ``DicomSeriesReader`` and ``Seq2SeqReader`` (either of the two, chosen per file)
+    to ``monai.transforms.io.array.SUPPORTED_READERS``.
 
     After this, ``LoadImage(reader="Seq2SeqNiftiReader")`` (names are case-insensitive) selects our reader, and
     ``LoadImage()`` without a reader tries ours first for ``.nii``/``.nii.gz`` files and DICOM folders (MONAI tries
@@ -21,8 +26,13 @@ def register_readers() -> list[str]:
 
     from .dicom_series import DicomSeriesReader
     from .nifti import Seq2SeqNiftiReader
+    from .reader import Seq2SeqReader
 
-    classes = {"seq2seqniftireader": Seq2SeqNiftiReader, "dicomseriesreader": DicomSeriesReader}
+    classes = {
+        "seq2seqniftireader": Seq2SeqNiftiReader,
+        "dicomseriesreader": DicomSeriesReader,
+        "seq2seqreader": Seq2SeqReader,
+    }
     for key, cls in classes.items():
         io_array.SUPPORTED_READERS[key] = cls
     return list(classes)

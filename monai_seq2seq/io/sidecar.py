@@ -2,7 +2,8 @@
 
 Layout (docs/CONTRACTS.md): next to ``<sid>_DCE.nii.gz`` a BIDS sidecar ``<sid>_DCE.json`` holds
 ``"VolumeTiming"`` (seconds, one per frame); next to ``<sid>_DWI.nii.gz`` an FSL ``<sid>_DWI.bval``
-holds the b-values (s/mm^2, whitespace separated, one per frame); the JSON key ``"BValues"`` is accepted too.
+holds the b-values (s/mm^2, whitespace separated, one per frame; repeated b-values are the diffusion directions of
+a multi-direction acquisition and are kept as they are); the JSON key ``"BValues"`` is accepted too.
 
 In memory, DCE frame values are seconds *after the first frame* (``VolumeTiming`` is shifted so that the
 first frame is at 0), DWI frame values are the b-values as written.
@@ -57,7 +58,11 @@ def relative_times(values: Sequence[float]) -> list[float]:
 
 
 def validate_frame_values(
-    frame_axis: str, values: Sequence[float], n_frames: int | None = None, source: str = "frame values"
+    frame_axis: str,
+    values: Sequence[float],
+    n_frames: int | None = None,
+    source: str = "frame values",
+    allow_duplicates: bool | None = None,
 ) -> list[float]:
     """Check frame values and return them as a list of floats.
 
@@ -66,10 +71,13 @@ def validate_frame_values(
         values: one value per frame.
         n_frames: number of frames of the image, if known; must equal ``len(values)``.
         source: what the values came from (a file name), used in error messages.
+        allow_duplicates: accept repeated values. ``None`` (default): b-values may repeat (the diffusion
+            directions of an FSL ``.bval``, e.g. ``0`` once and ``1000`` 64 times; the DWI transforms average them
+            with ``duplicates="average"``), times may not.
 
     Raises:
-        FrameValuesError: unknown axis, count mismatch, non-finite, duplicate values, times not increasing
-            or negative b-values.
+        FrameValuesError: unknown axis, count mismatch, non-finite, duplicate values (where not allowed), times
+            not increasing or negative b-values.
     """
     if frame_axis not in FrameAxis.ALL:
         raise FrameValuesError(f"{source}: frame_axis must be one of {FrameAxis.ALL}, got {frame_axis!r}.")
@@ -83,8 +91,10 @@ def validate_frame_values(
         )
     if not all(math.isfinite(v) for v in vals):
         raise FrameValuesError(f"{source}: non-finite {frame_axis} values {vals}.")
+    if allow_duplicates is None:
+        allow_duplicates = frame_axis == FrameAxis.BVALUE
     dup = sorted({v for v in vals if vals.count(v) > 1})
-    if dup:
+    if dup and not allow_duplicates:
         raise FrameValuesError(f"{source}: duplicate {frame_axis} value(s) {dup} in {vals}.")
     if frame_axis == FrameAxis.TIME and any(b <= a for a, b in zip(vals, vals[1:], strict=False)):
         raise FrameValuesError(f"{source}: frame times must increase from frame to frame, got {vals}.")

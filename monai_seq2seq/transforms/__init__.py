@@ -12,7 +12,10 @@ sequences a subject has (``AvailabilityMaskd``, ``RandSilenceSequencesd``, ``Ran
 - :mod:`.dce`: wash-in and wash-out maps. :mod:`.dwi`: b-value selection/synthesis, ADC and IVIM maps.
 - :mod:`.spatial`: one random crop/flip/affine for every frame of every sequence of a subject.
 - :mod:`.base`: :class:`PerKeyd`, the per-key base of the dictionary twins (and its invertible version).
-- :mod:`.validation`: grid matching (or resampling to a reference) and per-sequence checks against a protocol.
+- :mod:`.trained_on`: each subject compared with what a bundle's weights were trained on (warn or stop).
+- :mod:`.validation`: grid comparison (same, aligned, not aligned), matching or resampling to a reference sequence,
+  and per-sequence checks against a protocol.
+- :mod:`.registration`: rigid/affine co-registration to a reference sequence with ITK's elastix.
 """
 
 from .base import InvertiblePerKeyd, PerKeyd
@@ -36,10 +39,15 @@ from .dwi import (
     ivim_signal,
 )
 from .frames import (
+    MISSING_BVALUES,
     CheckFrameCount,
     CheckFrameCountD,
     CheckFrameCountd,
     CheckFrameCountDict,
+    MatchProtocolFrames,
+    MatchProtocolFramesD,
+    MatchProtocolFramesd,
+    MatchProtocolFramesDict,
     ResampleFrames,
     ResampleFramesD,
     ResampleFramesd,
@@ -83,6 +91,13 @@ from .missing import (
     SequenceCoded,
     SequenceCodeDict,
 )
+from .registration import (
+    REGISTRATION_KEY,
+    RegisterToReference,
+    RegisterToReferenceD,
+    RegisterToReferenced,
+    RegisterToReferenceDict,
+)
 from .slices import (
     Slices25D,
     Slices25DD,
@@ -103,19 +118,41 @@ from .spatial import (
     RandSubjectSpatialAugmentd,
     RandSubjectSpatialAugmentDict,
 )
+from .trained_on import (
+    TRAINED_ON_KEY,
+    CheckTrainedOn,
+    CheckTrainedOnD,
+    CheckTrainedOnd,
+    CheckTrainedOnDict,
+    TrainedOnMismatchError,
+)
 from .validation import (
+    GRID_ATOL_MM,
+    MAX_OFFSET_MM,
+    MAX_ROTATION_DEG,
+    RESAMPLED_KEY,
     CheckSequence,
     CheckSequenceD,
     CheckSequenced,
     CheckSequenceDict,
+    GridComparison,
     GridMismatchError,
     MatchGrid,
     MatchGridD,
     MatchGridd,
     MatchGridDict,
+    check_same_grid,
+    compare_grids,
+    same_grid,
 )
 
 __all__ = [
+    "TRAINED_ON_KEY",
+    "TrainedOnMismatchError",
+    "CheckTrainedOn",
+    "CheckTrainedOnd",
+    "CheckTrainedOnD",
+    "CheckTrainedOnDict",
     "PerKeyd",
     "InvertiblePerKeyd",
     "WASH_FORMULA",
@@ -152,6 +189,11 @@ __all__ = [
     "ResampleFramesDict",
     "CheckFrameCountD",
     "CheckFrameCountDict",
+    "MISSING_BVALUES",
+    "MatchProtocolFrames",
+    "MatchProtocolFramesd",
+    "MatchProtocolFramesD",
+    "MatchProtocolFramesDict",
     "INTENSITY_RANGE_KEY",
     "PercentileScaleIntensity",
     "PercentileScaleIntensityd",
@@ -198,6 +240,19 @@ __all__ = [
     "RandSubjectSpatialAugmentd",
     "RandSubjectSpatialAugmentD",
     "RandSubjectSpatialAugmentDict",
+    "GRID_ATOL_MM",
+    "MAX_OFFSET_MM",
+    "MAX_ROTATION_DEG",
+    "RESAMPLED_KEY",
+    "GridComparison",
+    "compare_grids",
+    "same_grid",
+    "check_same_grid",
+    "REGISTRATION_KEY",
+    "RegisterToReference",
+    "RegisterToReferenced",
+    "RegisterToReferenceD",
+    "RegisterToReferenceDict",
     "GridMismatchError",
     "MatchGrid",
     "MatchGridd",
