@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from layout_folders import BIDS, BRATS21, copy_file, make_brats2023, make_mama_mia
 
 from monai_seq2seq.data import (
     DatalistError,
@@ -28,9 +29,8 @@ from monai_seq2seq.data import (
 from monai_seq2seq.io import load_sequence
 from monai_seq2seq.phantoms import BrainPhantomCohort, BreastPhantomCohort, write_cohort
 
-BRATS21 = {"T1": "t1", "T1Gd": "t1ce", "T2": "t2", "FLAIR": "flair", "label": "seg"}
-BRATS23 = {"T1": "t1n", "T1Gd": "t1c", "T2": "t2w", "FLAIR": "t2f", "label": "seg"}
-BIDS = {"T1": "T1w", "T1Gd": "ce-gadolinium_T1w", "T2": "T2w", "FLAIR": "FLAIR"}
+# the folder builders are shared with tests/test_layouts_end_to_end.py
+_copy, _brats23, _mama = copy_file, make_brats2023, make_mama_mia
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +51,6 @@ def breast(tmp_path_factory) -> Path:
     return next(d for d in (root / "cohort").iterdir() if d.is_dir())
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src, dst)
-    return dst
-
-
 def _entries(datalist: dict) -> dict[str, dict]:
     return {e["subject"]: e for k in ("training", "validation", "testing") for e in datalist[k]}
 
@@ -66,16 +60,6 @@ def _unused(datalist_or_scan) -> dict[str, str]:
     return {
         (r["path"] if isinstance(r, dict) else r.path): (r["reason"] if isinstance(r, dict) else r.reason) for r in rows
     }
-
-
-def _brats23(brain, root: Path, drop=None, tasks=("GLI", "MEN")) -> Path:
-    for i, files in enumerate(brain):
-        case = f"BraTS-{tasks[i]}-{i:05d}-000"
-        for key, src in files.items():
-            if drop is not None and key in (drop[i], "label"):
-                continue  # BraSyn validation: no segmentation, one sequence removed
-            _copy(src, root / case / f"{case}-{BRATS23[key]}.nii.gz")
-    return root
 
 
 def test_brats2021_and_unrecognised_files_listed(brain, tmp_path):
@@ -206,21 +190,6 @@ def test_bids_dwi(breast, tmp_path):
     assert load_sequence(entry["DWI"]).meta["frame_values"] == [0.0, 150.0, 800.0, 1500.0]
     # a contrast-enhanced T1w is not the breast protocol's plain T1
     assert "contrast-enhanced (ce-gadolinium)" in _unused(built)["sub-01/anat/sub-01_ce-gadolinium_T1w.nii.gz"]
-
-
-def _mama(breast, root: Path, cases=("DUKE_001", "ISPY2_100899")) -> Path:
-    dce = nib.load(breast / f"{breast.name}_DCE.nii.gz")
-    data = np.asarray(dce.dataobj)
-    for c, case in enumerate(cases):
-        for t in range(3 + c):  # the cases have 3 and 4 phases
-            path = root / "images" / case / f"{case.lower()}_{t:04d}.nii.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            nib.save(nib.Nifti1Image(data[..., t], dce.affine), path)
-        _copy(breast / f"{breast.name}_seg.nii.gz", root / "segmentations" / "expert" / f"{case.lower()}.nii.gz")
-        _copy(breast / f"{breast.name}_seg.nii.gz", root / "segmentations" / "automatic" / f"{case.lower()}.nii.gz")
-        (root / "patient_info_files").mkdir(exist_ok=True)
-        (root / "patient_info_files" / f"{case.lower()}.json").write_text("{}")
-    return root
 
 
 def test_mama_mia_phases_in_order_without_timing(breast, tmp_path):
