@@ -9,7 +9,7 @@ import pytest
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.transforms import DeleteItemsd, LoadImaged
 
-from monai_seq2seq.transforms import CheckTrainedOnd, MatchGridd, PercentileScaleIntensityd
+from monai_seq2seq.transforms import CheckTrainedOnd, DeriveMissingd, MatchGridd, PercentileScaleIntensityd
 from monai_seq2seq.zoo.configs import BASE_CONFIGS, config_files
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
@@ -135,11 +135,17 @@ def _flat(value, prefix=""):
 @pytest.mark.parametrize(
     "config,evaluator,handlers,folder",
     [
-        ("inference", "SynthesisEvaluator", ["ProgressBar", "SyntheticImageWriter"], "synthesis"),
+        # issue 23: the DICOM writers are listed too; output_format (default nifti) disables them
+        (
+            "inference",
+            "SynthesisEvaluator",
+            ["ProgressBar", "SyntheticImageWriter", "SyntheticDicomWriter"],
+            "synthesis",
+        ),
         (
             "differentiation",
             "DifferentiationEvaluator",
-            ["ProgressBar", "DifferentiationWriter", "MetricsTableWriter"],
+            ["ProgressBar", "DifferentiationWriter", "DifferentiationDicomWriter", "MetricsTableWriter"],
             "differentiation",
         ),
         ("evaluate", "DifferentiationEvaluator", ["ProgressBar", "MetricsTableWriter"], "evaluation"),
@@ -154,8 +160,9 @@ def test_composed_configs_resolve_to_their_pipelines(bundle, config, evaluator, 
     assert parser.get_parsed_content("output_dir") == f"{BUNDLES / bundle}/eval/{folder}"
     steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
     dropped = [DeleteItemsd] if config == "inference" else []
-    # issue 19: every subject is compared with what the weights were trained on, then put on one grid
-    assert steps == dropped + [CheckTrainedOnd, MatchGridd, PercentileScaleIntensityd]
+    # issue 19: every subject is compared with what the weights were trained on, its derived maps computed (WashIn/
+    # WashOut from a DCE), then put on one grid
+    assert steps == dropped + [CheckTrainedOnd, DeriveMissingd, MatchGridd, PercentileScaleIntensityd]
     parser = _parser(bundle, config, datalist="datalist.json")
     steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
     # issue 19: on a datalist nothing a subject has is deleted unless --drop asks (tests/test_cli.py)
@@ -166,6 +173,9 @@ def test_composed_configs_resolve_to_their_pipelines(bundle, config, evaluator, 
 def test_inference_drops_nothing_on_request(bundle):
     """``--drop "[]"`` (synthesise only what a datalist lacks) leaves the reader and the normalisation alone."""
     parser = _parser(bundle, "inference", drop=[])
+    steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
+    assert steps == [CheckTrainedOnd, DeriveMissingd, MatchGridd, PercentileScaleIntensityd]
+    parser = _parser(bundle, "inference", drop=[], derive=False)
     steps = [type(t) for t in parser.get_parsed_content("preprocessing").transforms]
     assert steps == [CheckTrainedOnd, MatchGridd, PercentileScaleIntensityd]
 
@@ -196,7 +206,19 @@ PROTOCOL_IDS = {
 }
 
 
-@pytest.mark.parametrize("config", ["inference", "differentiation", "evaluate", "train", "multi_gpu_train"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "inference",
+        "differentiation",
+        "evaluate",
+        "train",
+        "multi_gpu_train",
+        "multi_gpu_inference",
+        "multi_gpu_differentiation",
+        "multi_gpu_evaluate",
+    ],
+)
 def test_brain_and_breast_differ_only_where_the_protocols_differ(config):
     brain, breast = (
         _flat(ConfigParser.load_config_files(config_files(BUNDLES / b, config)))

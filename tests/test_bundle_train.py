@@ -80,26 +80,111 @@ def test_train_config_runs_and_saves(tmp_path, bundle):
     assert {"val_psnr", "val_ssim", "val_psnr_T1", "val_ssim_T2"} <= set(metrics)
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_epoch(workflow: ConfigWorkflow, iteration: int) -> None:
+    """Stop the run like a kill once the epoch that ends at ``iteration`` is complete (validated, checkpointed)."""
+
+    def kill(engine):
+        if engine.state.iteration == iteration:
+            raise _Killed
+
+    workflow.parser.get_parsed_content("train#trainer").add_event_handler(Events.EPOCH_COMPLETED, kill)
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
 def test_resume_is_exact(tmp_path):
-    straight = _workflow("seq2seq_brain", tmp_path / "straight", num_iterations=6)
+    """Killed in the middle of a pass (3 subjects) at an epoch end (epochs of 2), resumed with `latest`: the same
+    pairs, losses, weights and best model as the uninterrupted run, and the killed run's checkpoint pruned."""
+    short = {"num_subjects": 3, "num_iterations": 6, "save_interval": 2}
+    straight = _workflow("seq2seq_brain", tmp_path / "straight", **short)
     expected = _record(straight)
     straight.run()
-    first = _workflow("seq2seq_brain", tmp_path / "resume", num_iterations=4)
-    first.run()
-    first.finalize()
-    resumed = _workflow(
-        "seq2seq_brain",
-        tmp_path / "resume",
-        num_iterations=6,
-        resume_from=str(tmp_path / "resume" / "models" / "checkpoint_final.pt"),
-    )
+    first = _workflow("seq2seq_brain", tmp_path / "resume", **short)
+    _kill_after_epoch(first, 4)
+    with pytest.raises(Exception) as info:
+        first.run()
+    assert _chain(info.value, _Killed) is not None
+    models = tmp_path / "resume" / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_iteration=4.pt", "model_best.pt"]
+    resumed = _workflow("seq2seq_brain", tmp_path / "resume", resume_from="latest", **short)
     got = _record(resumed)
     resumed.run()
+    resumed.finalize()
     assert sorted(got) == [5, 6]
     for it in (5, 6):
         assert (got[it]["source"], got[it]["target"]) == (expected[it]["source"], expected[it]["target"])
-        torch.testing.assert_close(got[it]["g_loss"], expected[it]["g_loss"])
-        torch.testing.assert_close(got[it]["d_loss"], expected[it]["d_loss"])
+        assert torch.equal(got[it]["g_loss"], expected[it]["g_loss"])
+        assert torch.equal(got[it]["d_loss"], expected[it]["d_loss"])
+    assert sorted(p.name for p in models.iterdir()) == [
+        "checkpoint_final.pt",
+        "checkpoint_iteration=6.pt",  # n_saved 1: the killed run's iteration-4 file removed after it
+        "model.pt",
+        "model_best.pt",
+    ]
+    for name in ("model.pt", "model_best.pt"):
+        a, b = _weights(tmp_path / "straight" / "models" / name), _weights(models / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def _cli_flags(**overrides) -> list[str]:
+    flags = []
+    for key, value in {**TINY, **GEOMETRY["seq2seq_brain"], **overrides}.items():
+        flags += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
+    return flags
+
+
+def test_bad_checkpoints_stop_before_the_data_with_one_line(tmp_path, capsys, monkeypatch):
+    """`seq2seq train --resume_from X`: a truncated, empty or incomplete file, or one of other settings, stops the
+    command before the data are set up (the phantom is never built) with one line naming the file and what differs,
+    exit status 1 and no output folder left behind."""
+    from monai_seq2seq.cli import main
+
+    first = _workflow("seq2seq_brain", tmp_path / "run", num_iterations=2)
+    first.run()
+    first.finalize()
+    good = tmp_path / "run" / "models" / "checkpoint_final.pt"
+    data = good.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 3])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    state = torch.load(good, weights_only=True)
+    torch.save({k: v for k, v in state.items() if "optimizer" not in k}, tmp_path / "no_optimizer.pt")
+    torch.save({k: v for k, v in state.items() if k != "trainer"}, tmp_path / "no_trainer.pt")
+    cases = [
+        (tmp_path / "truncated.pt", {}, "is truncated or not a PyTorch checkpoint"),
+        (tmp_path / "empty.pt", {}, "is empty (0 bytes)"),
+        (tmp_path / "no_optimizer.pt", {}, "has no g_optimizer/d_optimizer state"),
+        (tmp_path / "no_trainer.pt", {}, "has no trainer state"),
+        (good, {"network_size": "small"}, "holds network_size 'tiny', the config asks 'small'"),
+        (good, {"network_variant": "A"}, "holds network_variant 'C', the config asks 'A'"),
+        (good, {"protocol": "breast"}, "holds protocol 'brain', the config asks 'breast'"),
+        (tmp_path / "run" / "models" / "model.pt", {}, "generator weights only: use --init_weights"),
+    ]
+    import monai_seq2seq.phantoms
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were set up before the checkpoint was checked")
+
+    monkeypatch.setattr(monai_seq2seq.phantoms.BrainPhantomCohort, "__init__", no_data)
+    monkeypatch.setattr(monai_seq2seq.phantoms.BreastPhantomCohort, "__init__", no_data)
+    out = tmp_path / "out"
+    for path, overrides, message in cases:
+        argv = ["train", "--bundle", str(BUNDLES / "seq2seq_brain"), "--out", str(out), *_cli_flags(**overrides)]
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--resume_from", str(path)])
+        assert info.value.code == 1
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith(f"seq2seq train: error: checkpoint {path} "), last
+        assert message in last, last
+        assert not out.exists()  # no empty models/ or logs/ folder
+    with pytest.raises(SystemExit):
+        main(["train", "--bundle", str(BUNDLES / "seq2seq_brain"), "--out", str(out), "--resume_from", "latest"])
+    assert "holds no checkpoint" in capsys.readouterr().err and not out.exists()
 
 
 def _chain(error: BaseException, kind: type) -> BaseException | None:

@@ -51,6 +51,49 @@ def test_synthesis_evaluator_writes_missing_sequences(tmp_path, synth):
     assert sidecar["IntensitySpace"] == "[0, 1] after per-sequence percentile normalisation"
 
 
+def test_sidecar_records_registration_and_derived_sources(tmp_path, synth):
+    """A source moved by RegisterToReferenced, or computed by a formula, is said so in the synthetic sidecar."""
+    subject = _subject(2)
+    subject["T2"].meta["registration"] = {
+        "transform": "rigid",
+        "reference": "T1",
+        "metric": "AdvancedMattesMutualInformation",
+        "translation_norm_mm": np.float64(3.2),
+        "rotation_deg": 2.0,
+        "matrix_ras": torch.eye(4, dtype=torch.float64),
+        "parameters": [0.0] * 6,
+    }
+    subject["FLAIR"].meta.update(derived_from="flair_source.nii.gz", formula="made up for the test")
+    writer = SyntheticImageWriter(tmp_path / "out", synth.protocol)
+    SynthesisEvaluator("cpu", _loader([subject]), synth, val_handlers=[writer]).run()
+    sidecar = json.loads((tmp_path / "out" / "sub2" / "sub2_T1Gd_synthetic.json").read_text())
+    moved = sidecar["Registration"]
+    assert list(moved) == ["T2"] and moved["T2"]["transform"] == "rigid" and moved["T2"]["reference"] == "T1"
+    assert moved["T2"]["translation_norm_mm"] == 3.2 and moved["T2"]["matrix_ras"] == np.eye(4).tolist()
+    assert "parameters" not in moved["T2"]
+    assert sidecar["DerivedSources"] == {
+        "FLAIR": {"DerivedFrom": "flair_source.nii.gz", "Formula": "made up for the test"}
+    }
+    plain = SyntheticImageWriter(tmp_path / "plain", synth.protocol)
+    SynthesisEvaluator("cpu", _loader([_subject(3)]), synth, val_handlers=[plain]).run()
+    untouched = json.loads((tmp_path / "plain" / "sub3" / "sub3_T1Gd_synthetic.json").read_text())
+    assert "Registration" not in untouched and "DerivedSources" not in untouched
+
+
+def test_sequences_off_one_grid_are_refused_by_the_evaluators(tmp_path, synth):
+    """Same shapes, affines 10 mm apart: refused by synthesis and analysis alike, naming both sequences."""
+    from monai_seq2seq.transforms.validation import GridMismatchError
+
+    subject = _subject(4)
+    shifted = AFFINE.clone()
+    shifted[0, 3] += 10.0
+    subject["T2"] = MetaTensor(subject["T2"].as_tensor(), affine=shifted)
+    with pytest.raises(GridMismatchError, match=r"subject 'sub4': T2.* is not on the grid of T1"):
+        SynthesisEvaluator("cpu", _loader([subject]), synth).run()
+    with pytest.raises(GridMismatchError, match="is not on the grid of T1"):
+        DifferentiationEvaluator("cpu", _loader([subject]), synth).run()
+
+
 def test_synthesis_bad_requests(tmp_path, synth):
     with pytest.raises(ValueError, match="already has"):
         SynthesisEvaluator("cpu", _loader([_subject(0)]), synth, targets=["T1"]).run()

@@ -288,3 +288,28 @@ def test_non_finite_gradients_skip_the_step(caplog):
     assert "non-finite gradients" in caplog.text
     for b, a in zip(before, trainer.generator.parameters(), strict=True):
         assert torch.equal(b, a) and torch.isfinite(a).all()
+
+
+def test_trainer_state_holds_counters_and_extra_states():
+    trainer = _trainer([_background(_fixed_batch(b=1), 0)], self_recon_prob=0.0)
+    trainer.run()
+    state = trainer.state_dict()
+    assert state["iteration"] == 1 and state["uninformative_samples"] == 1 and state["skipped_steps"] == 0
+    fresh = _trainer([_fixed_batch()])
+    fresh.load_state_dict(state)
+    assert fresh.state.iteration == 1 and fresh.state.uninformative_samples == 1
+    assert not hasattr(fresh.state, "skipped_steps")  # a zero count stays absent, as in a fresh run
+    assert "data" not in fresh.checkpoint_objects()  # a list has no position to save
+
+    class Best:
+        def state_dict(self):
+            return {"best": 1.0}
+
+        def load_state_dict(self, state):
+            pass
+
+    assert _trainer([], extra_state={"best_model": Best()}).checkpoint_objects()["best_model"].state_dict() == {
+        "best": 1.0
+    }
+    with pytest.raises(ValueError, match="trainer's own checkpoint keys"):
+        _trainer([], extra_state={"rng": Best()})

@@ -95,6 +95,54 @@ def test_round_trip_dwi_float_values(tmp_path):
     assert "DIFFUSION" in ds.ImageType
 
 
+@pytest.mark.parametrize("with_directions", [True, False])
+def test_multi_direction_dwi_reads_one_frame_per_direction(tmp_path, with_directions):
+    """A DWI series with b=1000 in three gradient directions (the ordinary clinical DWI): one frame per direction,
+    the b-value repeated, as an FSL .bval gives it; told apart by DiffusionGradientOrientation, else by
+    acquisition order at each position; MatchProtocolFramesd then averages the directions."""
+    from monai.transforms import LoadImage
+
+    from monai_seq2seq.transforms import MatchProtocolFramesd
+
+    vol = np.random.default_rng(4).random((4, 8, 6, 4)).astype(np.float32) * 100.0 + 10.0
+    paths = write_dicom_series(vol, AFFINE, tmp_path, frame_axis="bvalue", frame_values=[0, 1000, 1001, 1002])
+    directions = {1: [1.0, 0.0, 0.0], 2: [0.0, 1.0, 0.0], 3: [0.0, 0.0, 1.0]}
+    for path in paths:
+        frame = int(path.stem.split("_")[-2])
+        if frame:
+            ds = pydicom.dcmread(path)
+            ds[0x0018, 0x9087].value = 1000.0
+            if with_directions:
+                ds.DiffusionGradientOrientation = directions[frame]
+            ds.save_as(path)
+    _shuffle_names(tmp_path, seed=5)
+    arr, meta = read_dicom_series(tmp_path)
+    assert meta["frame_axis"] == "bvalue" and meta["frame_values"] == [0.0, 1000.0, 1000.0, 1000.0]
+    np.testing.assert_allclose(np.moveaxis(arr, -1, 0), vol, rtol=1e-3, atol=0.01)
+
+    loaded = LoadImage(reader=DicomSeriesReader(), image_only=True, ensure_channel_first=True)(str(tmp_path))
+    match = MatchProtocolFramesd("DWI", protocol="breast", bvalues=None, missing_bvalues="monoexp")
+    out = match({"DWI": loaded})["DWI"]
+    assert out.meta["frame_values"] == [0.0, 150.0, 800.0, 1500.0]
+
+
+def test_multi_direction_dwi_with_a_missing_repeat_is_refused(tmp_path):
+    paths = write_dicom_series(
+        np.ones((3, 8, 6, 4), np.float32), AFFINE, tmp_path, frame_axis="bvalue", frame_values=[0, 1000, 1001]
+    )
+    for path in paths:
+        frame, slice_ = (int(v) for v in path.stem.split("_")[-2:])
+        if frame == 2:
+            if slice_ == 1:
+                path.unlink()
+                continue
+            ds = pydicom.dcmread(path)
+            ds[0x0018, 0x9087].value = 1000.0
+            ds.save_as(path)
+    with pytest.raises(Exception, match=r"duplicate b-value 1000 .*same number of them"):
+        read_dicom_series(tmp_path)
+
+
 def test_written_tags(tmp_path, vol4d):
     paths = write_dicom_series(
         vol4d,

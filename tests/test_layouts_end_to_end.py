@@ -4,9 +4,10 @@ diffmap``), run as the console script in a fresh folder, as a user would (issue 
 Each layout is made from one phantom subject (4 mm) renamed as the data set names its files, with one sequence
 taken away (for BraSyn, the one missing by design; MAMA-MIA has DCE only; the DICOM study lacks one series). Then:
 ``seq2seq datalist ROOT --out ROOT/datalist.json``, ``seq2seq synthesize`` and ``seq2seq diffmap`` exit 0; a
-``<subject>_<Seq>_synthetic.nii.gz`` is written for exactly the protocol sequences the subject lacks, on the grid of
-the subject's reference sequence (its first sequence in protocol order); the ranking covers exactly the sequences
-the subject has.
+``<subject>_<Seq>_synthetic.nii.gz`` is written for exactly the protocol sequences the subject lacks and no formula
+derives from what it has (the breast bundle computes WashIn/WashOut from a DCE series), on the grid of the
+subject's reference sequence (its first sequence in protocol order); the ranking covers exactly the sequences the
+subject has plus those derived maps.
 """
 
 from __future__ import annotations
@@ -116,11 +117,21 @@ def _datalist(layout: str, brain, breast, tmp_path: Path) -> tuple[Path, Path, d
     return root / "datalist.json", bundle, entry, lacks
 
 
+def _expected(entry: dict, protocol_name: str) -> tuple[list[str], list[str]]:
+    """(what a bundle analyses, what it synthesises): acquired sequences plus maps derived from them by formula
+    (the breast bundle computes WashIn/WashOut from a DCE series), and the rest."""
+    protocol = get_protocol(protocol_name)
+    has = entry["available"]
+    analysed = [n for n in protocol.names if n in has or protocol[n].derived_from in has]
+    return analysed, [n for n in protocol.names if n not in analysed]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_layout_folder_to_synthetic_nifti(layout, brain, breast, tmp_path):
-    datalist, bundle, entry, lacks = _datalist(layout, brain, breast, tmp_path)
+    datalist, bundle, entry, _ = _datalist(layout, brain, breast, tmp_path)
     subject, has = entry["subject"], entry["available"]
+    _, lacks = _expected(entry, "brain" if bundle == BRAIN_BUNDLE else "breast")
     _run(["synthesize", "--bundle", str(bundle), "--datalist", str(datalist), "--out", "syn"], tmp_path)
     written = sorted(p.name for p in (tmp_path / "syn" / subject).glob("*_synthetic.nii.gz"))
     assert written == sorted(f"{subject}_{n}_synthetic.nii.gz" for n in lacks)
@@ -130,27 +141,12 @@ def test_layout_folder_to_synthetic_nifti(layout, brain, breast, tmp_path):
         assert np.allclose(synthetic.affine, reference, atol=1e-4), f"{layout}: {name} is off the {has[0]} grid"
 
 
-DIFFMAP_XFAIL = {
-    "mama-mia": (
-        "a MAMA-MIA case has DCE only and the breast bundle does not derive WashIn/WashOut from it "
-        "(monai_seq2seq.transforms.WashInOutd is in no bundle config), so diffmap refuses the subject: "
-        "'has only ['DCE']: differentiation maps and rankings need at least two sequences'"
-    ),
-}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "layout",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=DIFFMAP_XFAIL[k])) if k in DIFFMAP_XFAIL else k
-        for k in LAYOUTS
-    ],
-)
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_layout_folder_to_maps(layout, brain, breast, tmp_path):
     datalist, bundle, entry, _ = _datalist(layout, brain, breast, tmp_path)
     argv = ["diffmap", "--bundle", str(bundle), "--datalist", str(datalist), "--out", "maps", "--num_subjects", "1"]
     _run(argv, tmp_path)
     ranking = json.loads((tmp_path / "maps" / "ranking.json").read_text())
-    has = entry["available"]
+    has, _ = _expected(entry, "brain" if bundle == BRAIN_BUNDLE else "breast")
     assert ranking["sequences"] == has and [row["sequence"] for row in ranking["table"]] == has, ranking

@@ -20,6 +20,7 @@ def test_supervised_trainer_with_prepare_batch_extra_input():
         lstm_layers=1,
         bank_dim=2,
         code_dim=8,
+        upsample_mode="nearest",  # the mode this toy's loss threshold was set with
     )
     # toy "translation": target 0 = the image itself, target 1 = its negative
     images = [torch.rand(1, 16, 16) * 2 - 1 for _ in range(4)]

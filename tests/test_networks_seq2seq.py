@@ -240,3 +240,45 @@ def test_encoder_stem_runs_in_float32_under_autocast():
         pred = net(torch.rand(1, 3, 16, 16) * 2 - 1, 1)
     assert seen == {"stem": torch.float32, "down": torch.bfloat16}  # the rest stays in bf16
     assert pred.shape == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_upsample_mode_is_used_by_the_network_and_its_folded_copy(spatial_dims, mode):
+    """``upsample_mode`` sets the decoder's x2 upsampling (align_corners False when linear); fold keeps it."""
+    torch.manual_seed(0)
+    net = Seq2Seq(spatial_dims, 1, num_sequences=4, upsample_mode=mode, **TINY).eval()
+    interp = {"nearest": "nearest", "linear": "bilinear" if spatial_dims == 2 else "trilinear"}[mode]
+    z = torch.randn(2, 8, *[4] * spatial_dims)
+    expected = torch.nn.functional.interpolate(
+        z, scale_factor=2, mode=interp, align_corners=None if mode == "nearest" else False
+    )
+    assert net.upsample_mode == mode and torch.equal(net.decoder.upsample(z), expected)
+    x = torch.randn(1, 1, 1, *[8] * spatial_dims)
+    with torch.no_grad():
+        flipped = "nearest" if mode == "linear" else "linear"
+        other = Seq2Seq(spatial_dims, 1, num_sequences=4, upsample_mode=flipped, **TINY).eval()
+        other.load_state_dict(net.state_dict())  # same parameters either way: only the outputs tell them apart
+        assert torch.allclose(net.fold(2)(x), net(x, 2), atol=1e-5)
+        assert not torch.allclose(other(x, 2), net(x, 2), atol=1e-3)
+
+
+def test_upsample_mode_names_and_defaults():
+    from monai_seq2seq.networks import SEQ2SEQ_CONFIGS, HyperDecoder, PlainEncoderDecoder
+
+    assert {n: c["upsample_mode"] for n, c in SEQ2SEQ_CONFIGS.items()} == {
+        "released": "linear",
+        "paper": "linear",
+        "small": "nearest",
+        "tiny": "nearest",
+    }
+    assert build_seq2seq("tiny").upsample_mode == "nearest"
+    assert build_seq2seq("tiny", upsample_mode="linear").upsample_mode == "linear"
+    assert Seq2Seq(2, 3, num_sequences=4, upsample_mode="Bilinear", **TINY).upsample_mode == "linear"
+    assert HyperDecoder(3, 8, 1, 16, 1, (4,), upsample_mode="trilinear").upsample_mode == "linear"
+    assert PlainEncoderDecoder.from_config("tiny").upsample_mode == "nearest"
+    assert PlainEncoderDecoder.from_config("paper", channels=(4, 8)).upsample_mode == "linear"
+    with pytest.raises(ValueError, match="'bilinear' is for 2D networks.*use 'linear'"):
+        Seq2Seq(3, 1, num_sequences=4, upsample_mode="bilinear", **TINY)
+    with pytest.raises(ValueError, match="upsample_mode='bicubic' is not supported"):
+        build_seq2seq("tiny", upsample_mode="bicubic")

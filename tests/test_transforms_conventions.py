@@ -51,6 +51,7 @@ WITH_ALLOW_MISSING = {
 }
 # dictionary transforms whose input is which of the protocol's sequences a subject has: absent keys always skipped
 ALWAYS_SKIP = {
+    "DeriveMissingd",
     "AvailabilityMaskd",
     "RandSilenceSequencesd",
     "RandSourceTargetd",

@@ -281,6 +281,34 @@ def test_wash_in_out_dict_creates_keys_and_refuses_overwrite():
         WashInOutd("DCE")({"DCE": img, "WashOut": acquired})
     again = WashInOutd("DCE", overwrite=True)({"DCE": img, "WashOut": acquired})
     assert torch.equal(again["WashOut"].as_tensor(), out["WashOut"].as_tensor())
+    kept = WashInOutd("DCE", keep_existing=True)({"DCE": img, "WashOut": acquired, "available": ["DCE", "WashOut"]})
+    assert kept["WashOut"] is acquired and kept["available"] == ["DCE", "WashOut", "WashIn"]
+    assert torch.equal(kept["WashIn"].as_tensor(), out["WashIn"].as_tensor())
+    both = {"DCE": img, "WashIn": acquired, "WashOut": acquired}
+    assert WashInOutd("DCE", keep_existing=True)(dict(both)) == both
+    with pytest.raises(ValueError, match="contradict"):
+        WashInOutd("DCE", overwrite=True, keep_existing=True)
+
+
+def test_derive_missing_computes_what_the_protocol_derives_and_keeps_the_rest():
+    from monai_seq2seq.core.protocols import Protocol, SequenceSpec
+    from monai_seq2seq.transforms import DeriveMissingd
+
+    img = _meta_series(_random(3, seed=6) + 0.5, [0.0, 90.0, 450.0])
+    out = DeriveMissingd("breast")({"DCE": img, "available": ["DCE"]})
+    assert out["available"] == ["DCE", "WashIn", "WashOut"]
+    assert torch.equal(out["WashIn"].as_tensor(), WashInOut("in")(img).as_tensor())
+    acquired = torch.zeros(1, *SHAPE)
+    kept = DeriveMissingd("breast")({"DCE": img, "WashIn": acquired})
+    assert kept["WashIn"] is acquired and "WashOut" in kept
+    assert DeriveMissingd("breast")({"T1": acquired}) == {"T1": acquired}  # no DCE: nothing to derive from
+    assert DeriveMissingd("brain")({"T1": acquired}) == {"T1": acquired}  # nothing derived in the protocol
+    odd = Protocol(
+        name="odd",
+        sequences=(SequenceSpec("T1"), SequenceSpec("T1map", derived_from="T1")),
+    )
+    with pytest.raises(NotImplementedError, match=r"derives \['T1map'\] from T1"):
+        DeriveMissingd(odd)
 
     assert WashInOutd("DCE", allow_missing_keys=True)({"T1": acquired}) == {"T1": acquired}
     with pytest.raises(KeyError):

@@ -12,6 +12,7 @@ import torch
 from monai_seq2seq.cli.zoo import Zoo
 from monai_seq2seq.zoo import (
     IntegrityError,
+    archive_file_hashes,
     download_bundle,
     github_release_url,
     list_index,
@@ -53,6 +54,11 @@ def test_committed_index_matches_the_bundles_in_the_repo(tmp_path):
         assert sha256_file(archive) == entry["sha256"], (
             f"bundles/{entry['name']} changed since bundles/model_info.json was written: bump the version and run "
             f"`seq2seq zoo pack bundles/{entry['name']} --out dist --index bundles/model_info.json`."
+        )
+        assert entry.get("files") == archive_file_hashes(archive), (
+            f"bundles/model_info.json lists no or other per-file hashes for {key} (Hugging Face downloads and "
+            f"`seq2seq zoo verify --index` check them): run `seq2seq zoo pack bundles/{entry['name']} --out dist "
+            "--index bundles/model_info.json`."
         )
     assert {r["name"] for r in list_index(str(BUNDLES / "model_info.json"))} == {"seq2seq_brain", "seq2seq_breast"}
 
@@ -134,7 +140,7 @@ def test_bad_hash_or_unknown_version_leave_the_bundle_dir_as_it_was(release, tmp
     with pytest.raises(IntegrityError, match="exists"):
         download_bundle("seq2seq_brain", None, target, index=str(folder / "model_info.json"))
     with pytest.raises(ValueError, match="only https"):
-        download_bundle("seq2seq_brain", None, target, url="http://example.org/x.zip", sha256="0" * 64)
+        download_bundle("seq2seq_brain", None, target, url="http://example.org/x.zip", sha256="0" * 64, overwrite=True)
     assert _tree(target) == before
     assert not [p for p in target.iterdir() if p.name.startswith(".")]
 
@@ -146,7 +152,7 @@ def test_cli_list_download_verify_load(release, tmp_path):
     assert "seq2seq_brain" in listing and VERSION in listing
     path = zoo.download("seq2seq_brain", bundle_dir=str(tmp_path), index=str(folder / "model_info.json"))
     report = json.loads(zoo.verify(path, forward=False))
-    assert report == {"name": "seq2seq_brain", "version": VERSION}
+    assert report == {"name": "seq2seq_brain", "version": VERSION, "index": None}
     assert "Seq2Seq" in zoo.load("seq2seq_brain", bundle_dir=str(tmp_path))
     (Path(path) / "models" / "model.pt").write_bytes(b"tampered")
     with pytest.raises(IntegrityError):

@@ -1,6 +1,10 @@
 """Analysis: differentiation maps, adjacency matrix, degree centrality and ranking, figures."""
 
+from .advice import Advice, CohortAdjacency, advise_subject
+from .advice_engine import AdviceEvaluator, AdviceWriter
+from .calibration import uncertainty_calibration
 from .centrality import HIGHER_IS_BETTER, SequenceRanking, rank_sequences
+from .dicom_output import DifferentiationDicomWriter, overlay_rgb
 from .engine import DifferentiationEvaluator, DifferentiationWriter, MetricsTableWriter
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .maps import differentiation_map
@@ -9,6 +13,13 @@ from .perceptual import LPIPSStatus, load_lpips
 from .subject import SubjectAnalysis, analyse_subject, cohort_ranking
 
 __all__ = [
+    "Advice",
+    "AdviceEvaluator",
+    "AdviceWriter",
+    "CohortAdjacency",
+    "advise_subject",
+    "uncertainty_calibration",
+    "DifferentiationDicomWriter",
     "DifferentiationEvaluator",
     "DifferentiationWriter",
     "MetricsTableWriter",
@@ -20,6 +31,7 @@ __all__ = [
     "cohort_ranking",
     "load_lpips",
     "masked_ssim",
+    "overlay_rgb",
     "synthesis_scores",
     "differentiation_map",
     "plot_adjacency",

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "synthesize": "monai_seq2seq.cli.bundle:synthesize",
     "diffmap": "monai_seq2seq.cli.bundle:diffmap",
     "evaluate": "monai_seq2seq.cli.bundle:evaluate",
+    "advise": "monai_seq2seq.cli.advise:advise",
+    "train": "monai_seq2seq.cli.bundle:train",
     "phantom": "monai_seq2seq.cli.phantom:Phantom",
     "zoo": "monai_seq2seq.cli.zoo:Zoo",
     "profile": "monai_seq2seq.cli:profile",

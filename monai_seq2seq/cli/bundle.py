@@ -1,6 +1,6 @@
 """Running a bundle's configs with MONAI's ``ConfigWorkflow``: the one place that builds the workflow.
 
-``seq2seq synthesize | diffmap | evaluate`` and ``make demo`` all go through :func:`bundle_workflow`.
+``seq2seq synthesize | diffmap | evaluate | train`` and ``make demo`` all go through :func:`bundle_workflow`.
 
 On the command line: the bundle folder is looked up in the current folder first, then in the source checkout
 (``bundles/seq2seq_brain`` works from any folder); ``--datalist`` is made absolute, so relative paths inside it are
@@ -27,6 +27,7 @@ __all__ = [
     "synthesize",
     "diffmap",
     "evaluate",
+    "train",
 ]
 
 _CHECKOUT = Path(__file__).resolve().parents[2]  # the source tree's root (monai_seq2seq/cli/bundle.py)
@@ -103,6 +104,7 @@ def bundle_workflow(bundle: str | Path, config: str, workflow_type: str = "infer
     """
     from monai.bundle import ConfigWorkflow
 
+    from monai_seq2seq.core.trust import check_bundle_configs, trusting
     from monai_seq2seq.zoo.configs import config_files
 
     root = resolve_bundle(bundle)
@@ -111,18 +113,21 @@ def bundle_workflow(bundle: str | Path, config: str, workflow_type: str = "infer
         raise ValueError(f"{config_file} does not exist: is {str(bundle)!r} a monai-seq2seq bundle folder?")
     files = config_files(root, config)  # an override config (evaluate, differentiation) on its base
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    trusted = overrides.pop("trust_module", None)  # --trust_module mypkg: packages the configs may use too
+    check_bundle_configs(root, trusted)  # configs are data until trusted: before anything is parsed into objects
     _refuse_unknown_ids(files, overrides, config)
-    workflow = ConfigWorkflow(
-        config_file=files,
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=None,
-        workflow_type=workflow_type,
-        bundle_root=str(root),
-        **overrides,
-    )
-    workflow.initialize()
-    yield workflow
-    workflow.finalize()
+    with trusting(trusted):  # a VerifiedCheckpointLoader in the run trusts what the command line trusted
+        workflow = ConfigWorkflow(
+            config_file=files,
+            meta_file=str(root / "configs" / "metadata.json"),
+            logging_file=None,
+            workflow_type=workflow_type,
+            bundle_root=str(root),
+            **overrides,
+        )
+        workflow.initialize()
+        yield workflow
+        workflow.finalize()
 
 
 def _refuse_unknown_ids(files: list[str], overrides: dict[str, Any], config: str) -> None:
@@ -173,10 +178,12 @@ def _planned_output_dir(bundle: str | Path, config: str, overrides: dict[str, An
         return Path(overrides["output_dir"])
     from monai.bundle import ConfigParser
 
+    from monai_seq2seq.core.trust import check_bundle_configs
     from monai_seq2seq.zoo.configs import config_files
 
     root = resolve_bundle(bundle)
     try:
+        check_bundle_configs(root, overrides.get("trust_module"))  # refused: the run itself says why
         parser = ConfigParser()
         parser.read_config(config_files(root, config))
         parser["bundle_root"] = str(root)  # as ConfigWorkflow sets it
@@ -286,3 +293,47 @@ def evaluate(
         overrides: any other config id.
     """
     return run_bundle_config(bundle, "evaluate", output_dir=out, **_datalist_overrides(datalist, split), **overrides)
+
+
+def train(
+    bundle: str = "bundles/seq2seq_brain",
+    out: str | None = None,
+    datalist: str | None = None,
+    resume_from: str | None = None,
+    multi_gpu: bool = False,
+    **overrides: Any,
+) -> str:
+    """Train the bundle's generator (``configs/train.json``): checkpoints, ``model.pt`` and ``model_best.pt`` in
+    ``<out>/models``, TensorBoard events in ``<out>/logs``.
+
+    Example: ``seq2seq train --out runs/brain --network_size tiny --num_iterations 2000``. After a kill or a
+    pre-emption, the same command with ``--resume_from latest`` continues exactly where the newest complete
+    checkpoint of ``<out>/models`` stopped (``auto``: the same, or a new run when ``<out>/models`` holds no
+    checkpoint, for a job script that is simply resubmitted). A checkpoint that cannot be resumed from (truncated,
+    another network size, variant or protocol, no optimizer state) stops the command before any data is read.
+    Several GPUs: ``torchrun --nproc_per_node=N $(command -v seq2seq) train --multi_gpu True --out ...``.
+
+    Args:
+        bundle: the bundle folder.
+        out: the run's folder (required: the bundle's own folder holds its shipped weights).
+        datalist: a datalist JSON whose ``training`` and ``validation`` lists train and validate (default: the
+            bundle's phantom).
+        resume_from: a checkpoint file, ``latest`` or ``auto``.
+        multi_gpu: run ``configs/multi_gpu_train.json`` (under ``torchrun``).
+        overrides: any other config id (``--num_iterations 200``, ``--save_interval 100``...).
+
+    Raises:
+        ValueError: no ``out``.
+    """
+    if out is None:
+        raise ValueError("seq2seq train needs --out: the run's folder (checkpoints in <out>/models).")
+    data = {"datalist": str(Path(datalist).expanduser().resolve())} if datalist else {}
+    return run_bundle_config(
+        bundle,
+        "multi_gpu_train" if multi_gpu else "train",
+        workflow_type="train",
+        output_dir=out,
+        resume_from=resume_from,
+        **data,
+        **overrides,
+    )

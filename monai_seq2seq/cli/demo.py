@@ -20,6 +20,7 @@ import torch
 from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 from monai_seq2seq.core.machine import describe_machine
 
+from .advise import demo_section
 from .bundle import bundle_workflow, run_bundle_config
 
 __all__ = ["run_demo", "planted_region_auc"]
@@ -199,6 +200,7 @@ Timings on this machine: differentiation {summary["seconds"]["differentiation"]}
 {summary["seconds"]["synthesis"]} s, total {summary["seconds"]["total"]} s.
 Per-translation PSNR/SSIM: `differentiation/metrics.csv`; ranking with every choice: `differentiation/ranking.json`.
 """
+    report += demo_section(bundle_dir, out_dir, common)  # issue 25: advice, uncertainty and quality
     atomic_write_text(out_dir / "report.md", report)
     print(
         f"[demo] report: {out_dir / 'report.md'} (C_d rank 1: {first_cd}; mean AUC {summary['mean_auc']:.3f}; "

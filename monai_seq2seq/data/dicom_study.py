@@ -6,6 +6,8 @@ each series' frames and geometry from the headers alone (:func:`monai_seq2seq.io
 data is read) and identifies it from its tags (:func:`monai_seq2seq.io.identify_sequence`). It returns the
 datalist entries and one table row per series -- what was recognised, what was not, and why:
 
+- synthetic (derived): a synthetic series, differentiation map or overlay this toolkit wrote into the study
+  (``seq2seq synthesize --output_format dicom``), or another series that says it is synthetic;
 - not MR (``Modality`` SR, PR, CT...), a localizer/scout, a derived map (ADC, FA, MIP, subtraction, MPR);
 - headers that do not make one volume (mixed orientations, missing slices...): the reader's message;
 - tags that name no sequence of the protocol (the series description and modality are in the row);
@@ -33,10 +35,11 @@ from pydicom.dataset import Dataset
 from monai_seq2seq.core.errors import DicomTagError, FrameValuesError, SeriesConsistencyError, UnreadableFileError
 from monai_seq2seq.core.protocols import BRAIN, BREAST, FrameAxis, Protocol, get_protocol
 from monai_seq2seq.io import dicom_files, identify_sequence, plan_dicom_series, read_dicom_file
+from monai_seq2seq.io.dicom_derived import derived_kind
 
 from .datalists import DatalistError
 
-__all__ = ["TABLE_COLUMNS", "scan_dicom_study", "format_study_table"]
+__all__ = ["TABLE_COLUMNS", "SYNTHETIC_REASON", "scan_dicom_study", "format_study_table"]
 
 TABLE_COLUMNS = (
     "subject",
@@ -51,6 +54,10 @@ TABLE_COLUMNS = (
     "path",
 )
 """The keys of each row :func:`scan_dicom_study` returns (``status``: ``"used"`` or ``"not used"``)."""
+
+SYNTHETIC_REASON = "synthetic (derived)"
+"""How a row's reason starts for a synthetic series or map (this toolkit's DICOM output, or another synthetic
+series: :func:`monai_seq2seq.io.dicom_derived.derived_kind`): listed, never taken as an acquired input."""
 
 _LOCALIZER = re.compile(r"\b(localizer|localiser|scout|survey|loc|3[\s_-]?plane|tri[\s_-]?pilot|aahscout\w*)\b")
 _DERIVED_TYPES = {"ADC", "EADC", "FA", "MIP", "MNIP", "SUB", "SUBTRACTION", "MPR", "REFORMATTED", "PROJECTION IMAGE"}
@@ -110,7 +117,10 @@ def _read_headers(files: list[Path], rows: list[dict]) -> dict[str, _Series]:
 
 
 def _skip_reason(s: _Series) -> str | None:
-    """Why a series is no acquired MR sequence (not MR, localizer, derived map), or ``None``."""
+    """Why a series is no acquired MR sequence (synthetic, not MR, localizer, derived map), or ``None``."""
+    synthetic = derived_kind(s.headers[0])
+    if synthetic is not None:
+        return f"{SYNTHETIC_REASON}: {synthetic}, not an acquired sequence"
     modality = s.tag("Modality").upper()
     if modality and modality != "MR":
         return f"modality {modality} is not MR"

@@ -386,7 +386,9 @@ def _unrecognised(root: Path, entries: list[dict], report: InspectionReport, rea
         if resolved in named or any(f in resolved.parents for f in folders):
             continue
         rel = str(file.relative_to(root))
-        reason = reasons.get(str(resolved)) or f"matches no {report.protocol} sequence"
+        # a DICOM series is not used as a whole: its reason is keyed by the series folder
+        folder_reason = next((reasons[str(p)] for p in resolved.parents if str(p) in reasons), None)
+        reason = reasons.get(str(resolved)) or folder_reason or f"matches no {report.protocol} sequence"
         report.unrecognised.append(f"{rel} ({reason})")
         owner = next((sid for sid in by_subject if sid in file.relative_to(root).parts), None)
         if owner is None:

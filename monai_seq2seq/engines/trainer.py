@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,11 +23,14 @@ from monai_seq2seq.core.precision import resolve_autocast, warn_if_emulated_bf16
 from ..losses import Seq2SeqLoss
 from ..transforms.slabs import constant_samples
 from .batching import MASK_KEY
+from .checkpoint import REQUIRED_KEYS
 from .state import RNGState
 
 __all__ = ["Seq2SeqTrainer", "scalar_output", "unwrap"]
 
 logger = logging.getLogger(__name__)
+
+_COUNTERS = ("skipped_steps", "uninformative_samples")
 
 SCALAR_KEYS = ("g_loss", "d_loss", "rec_l1", "perceptual", "adversarial", "cycle", "d_real", "d_fake")
 
@@ -91,6 +94,13 @@ class Seq2SeqTrainer(Trainer):
         inferer: runs the generator, ``inferer(x, generator, target)`` (default ``SimpleInferer``).
         rng_transforms: transforms (or dataset) whose random states go into the checkpoint (see
             :class:`~.state.RNGState`).
+        extra_state: other objects with ``state_dict``/``load_state_dict`` that belong to the training state,
+            by checkpoint key (e.g. ``{"best_model": BestGeneratorSaver(...)}`` of the validation).
+
+    Checkpoints (:meth:`checkpoint_objects`): the networks, optimizers, AMP scalers, EMA, the trainer's iteration
+    and counters, the RNG states, the extra states and, when ``train_data_loader`` has a ``state_dict`` (a
+    :class:`~.loader.ResumableDataLoader`), the position in the data: a run resumed from a checkpoint of any
+    iteration then sees the batches, and draws the pairs, of an uninterrupted run.
 
     Uninformative samples: a sample whose source or target crop is constant (an all-background crop) is left
     out of the iteration. On a constant input every InstanceNorm divides zero variance by ``sqrt(eps)``, which
@@ -134,6 +144,7 @@ class Seq2SeqTrainer(Trainer):
         optim_set_to_none: bool = True,
         rng_transforms: Any = None,
         inferer: Inferer | None = None,
+        extra_state: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
             device=device,
@@ -180,12 +191,16 @@ class Seq2SeqTrainer(Trainer):
                 unwrap(generator), multi_avg_fn=get_ema_multi_avg_fn(float(ema_decay)), use_buffers=True
             )
         self.rng_state = RNGState(rng_transforms)
+        self.extra_state = dict(extra_state or {})
+        clash = set(self.extra_state) & {*REQUIRED_KEYS, "ema", "g_scaler", "d_scaler", "data"}
+        if clash:
+            raise ValueError(f"extra_state keys {sorted(clash)} are the trainer's own checkpoint keys; rename them.")
         if train_handlers is not None:
             self._register_handlers(train_handlers)
 
     # ------------------------------------------------------------------ objects for handlers
     def checkpoint_objects(self) -> dict[str, Any]:
-        """Everything an exact resume needs, keyed for MONAI's ``CheckpointSaver``/``CheckpointLoader``."""
+        """Everything an exact resume needs, by checkpoint key (see :class:`~.state.TrainingCheckpointSaver`)."""
         objects: dict[str, Any] = {
             "generator": unwrap(self.generator),
             "discriminator": unwrap(self.discriminator),
@@ -199,7 +214,26 @@ class Seq2SeqTrainer(Trainer):
         if self.g_scaler is not None:
             objects["g_scaler"] = self.g_scaler
             objects["d_scaler"] = self.d_scaler
+        if callable(getattr(self.data_loader, "state_dict", None)):
+            objects["data"] = self.data_loader
+        objects.update(self.extra_state)
         return objects
+
+    def state_dict(self):  # type: ignore[override]
+        """ignite's engine state (iteration, epoch length, max epochs) and the skipped-step counters."""
+        state = super().state_dict()
+        for key in _COUNTERS:
+            state[key] = int(getattr(self.state, key, 0))
+        return state
+
+    def load_state_dict(self, state_dict: Mapping) -> None:  # type: ignore[override]
+        """Restore :meth:`state_dict` (a checkpoint without the counters leaves them unset)."""
+        state = dict(state_dict)
+        counters = {key: state.pop(key) for key in _COUNTERS if key in state}
+        super().load_state_dict(state)
+        for key, value in counters.items():
+            if value:
+                setattr(self.state, key, int(value))
 
     def inference_network(self) -> nn.Module:
         """The generator to ship: the EMA copy when EMA is on, else the trained generator (unwrapped)."""

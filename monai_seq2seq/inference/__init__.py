@@ -3,20 +3,30 @@
 from monai_seq2seq.io.nifti_writer import affine_of, save_volume
 
 from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
+from .dicom_output import OUTPUT_FORMATS, SyntheticDicomWriter, writes_format
 from .engine import SynthesisEvaluator, SyntheticImageWriter, subject_collate
 from .pair import PairInferer, pair_volume
+from .quality import QualityModel
 from .synthesis import Seq2SeqSynthesizer
+from .uncertainty import SynthesisUncertainty, UncertaintyEstimator, synthesize_with_uncertainty
 
 __all__ = [
+    "OUTPUT_FORMATS",
     "PairInferer",
+    "QualityModel",
     "Seq2SeqSynthesizer",
     "SynthesisEvaluator",
+    "SyntheticDicomWriter",
     "SyntheticImageWriter",
+    "SynthesisUncertainty",
+    "UncertaintyEstimator",
     "affine_of",
     "pad_to_multiple",
     "pair_volume",
     "save_volume",
     "slabs_to_volume",
     "subject_collate",
+    "synthesize_with_uncertainty",
     "volume_to_slabs",
+    "writes_format",
 ]

@@ -12,12 +12,16 @@ from monai.engines import Evaluator
 from monai_seq2seq.core.files import ensure_writable_dir, refuse_overwrite_inputs
 from monai_seq2seq.data.brasyn import brasyn_filename, check_brasyn_protocol
 from monai_seq2seq.io.nifti_writer import affine_of, save_nifti, save_volume
+from monai_seq2seq.transforms.registration import REGISTRATION_KEY
 from monai_seq2seq.transforms.trained_on import TRAINED_ON_KEY
+from monai_seq2seq.transforms.validation import check_same_grid
 
 from .synthesis import Seq2SeqSynthesizer
+from .uncertainty import uncertainty_sidecar, write_uncertainty
 
 __all__ = [
     "trained_on_sidecar",
+    "provenance_sidecar",
     "input_files",
     "subject_collate",
     "subject_volumes",
@@ -32,13 +36,15 @@ def subject_collate(batch: list[dict]) -> list[dict]:
 
 
 def subject_volumes(subject: dict, protocol) -> dict[str, torch.Tensor]:
-    """The available sequences of a subject dict (CONTRACTS.md), as plain (T, X, Y, Z) tensors."""
-    volumes = {}
-    for name in protocol.names:
-        if name in subject and subject[name] is not None:
-            value = subject[name]
-            volumes[name] = value.as_tensor() if hasattr(value, "as_tensor") else torch.as_tensor(value)
-    return volumes
+    """The available sequences of a subject dict (CONTRACTS.md), as plain (T, X, Y, Z) tensors.
+
+    Raises:
+        GridMismatchError: two sequences are not on one grid (shapes, and affines where they are MetaTensors,
+            compared by :func:`~monai_seq2seq.transforms.validation.check_same_grid`): naming both and the fix.
+    """
+    present = {n: subject[n] for n in protocol.names if subject.get(n) is not None}
+    check_same_grid(present, subject.get("subject"))
+    return {n: v.as_tensor() if hasattr(v, "as_tensor") else torch.as_tensor(v) for n, v in present.items()}
 
 
 def input_files(subject: dict, protocol) -> list[str]:
@@ -67,6 +73,9 @@ class SynthesisEvaluator(Evaluator):
         sources: ``None`` (all available) or a list of names to use.
         allow_present: synthesise present targets too (evaluation).
         val_handlers: MONAI/ignite handlers (e.g. :class:`SyntheticImageWriter`, a progress bar).
+        uncertainty: an :class:`~monai_seq2seq.inference.UncertaintyEstimator` to also compute each target's
+            per-voxel uncertainty (and quality record): ``subject["uncertainty"][target]``; ``None``: off.
+            2.5D networks only (a 3D network synthesises without it).
     """
 
     def __init__(
@@ -79,6 +88,7 @@ class SynthesisEvaluator(Evaluator):
         allow_present: bool = False,
         val_handlers: Sequence | None = None,
         epoch_length: int | None = None,
+        uncertainty=None,
     ) -> None:
         super().__init__(
             device=device,
@@ -88,6 +98,7 @@ class SynthesisEvaluator(Evaluator):
             decollate=False,
         )
         self.synthesizer = synthesizer
+        self.uncertainty = uncertainty
         self.protocol = synthesizer.protocol
         self.targets = targets
         self.sources = None if sources is None else [self.protocol.canonical(s) for s in sources]
@@ -115,7 +126,7 @@ class SynthesisEvaluator(Evaluator):
                 raise ValueError(f"subject {subject_id!r} lacks the requested source(s) {lacking}.")
             if not sources:
                 raise ValueError(f"subject {subject_id!r} has none of the protocol's sequences.")
-            synthetic = {}
+            synthetic, uncertain = {}, {}
             targets = self._targets_for(subject_id, list(volumes))
             if not targets:  # a real subject with every sequence: nothing is deleted, so nothing is made
                 self.logger.info(f"subject {subject_id!r} has all of {list(volumes)}: nothing to synthesise.")
@@ -123,8 +134,14 @@ class SynthesisEvaluator(Evaluator):
                 use = [s for s in sources if s != target]
                 if not use:
                     raise ValueError(f"subject {subject_id!r}: no source left to synthesise {target} from.")
-                synthetic[target] = (self.synthesizer.synthesize({s: volumes[s] for s in use}, target), use)
-            outputs.append({**subject, "subject": subject_id, "synthetic": synthetic})
+                given = {s: volumes[s] for s in use}
+                if self.uncertainty is not None and self.synthesizer.spatial_dims == 2:  # 3D: no fused fast path
+                    warnings = trained_on_sidecar(subject).get("TrainedOnWarnings", [])
+                    uncertain[target] = self.uncertainty(self.synthesizer, given, target, subject_id, warnings)
+                    synthetic[target] = (uncertain[target].image, use)
+                    continue
+                synthetic[target] = (self.synthesizer.synthesize(given, target), use)
+            outputs.append({**subject, "subject": subject_id, "synthetic": synthetic, "uncertainty": uncertain})
         return outputs
 
 
@@ -134,6 +151,39 @@ def trained_on_sidecar(subject: dict) -> dict[str, list[str]]:
     if TRAINED_ON_KEY not in subject:
         return {}
     return {"TrainedOnWarnings": [str(line) for line in subject[TRAINED_ON_KEY]]}
+
+
+REGISTRATION_FIELDS = ("transform", "reference", "metric", "translation_norm_mm", "rotation_deg", "matrix_ras")
+
+
+def provenance_sidecar(subject: dict, sources: list[str]) -> dict[str, dict]:
+    """What was done to the sources before synthesis, for the synthetic image's sidecar: ``"Registration"`` (per
+    source moved by :class:`~monai_seq2seq.transforms.RegisterToReferenced`: transform, reference, metric, size of
+    the motion and the matrix) and ``"DerivedSources"`` (per source computed by a formula from another sequence,
+    e.g. WashIn from DCE: what it was derived from and the formula). Empty when neither applies."""
+    registration, derived = {}, {}
+    for name in sources:
+        meta = getattr(subject.get(name), "meta", None) or {}
+        if isinstance(meta.get(REGISTRATION_KEY), dict):
+            moved = meta[REGISTRATION_KEY]
+            registration[name] = {k: moved[k] for k in REGISTRATION_FIELDS if k in moved}
+        if meta.get("derived_from") is not None:
+            derived[name] = {"DerivedFrom": str(meta["derived_from"]), "Formula": str(meta.get("formula", ""))}
+    return {
+        **({"Registration": _plain(registration)} if registration else {}),
+        **({"DerivedSources": derived} if derived else {}),
+    }
+
+
+def _plain(value):
+    """JSON-ready copy (tensors and arrays as lists, numpy scalars as floats)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
 
 
 def _intensity_space(spec) -> str:
@@ -213,8 +263,12 @@ class SyntheticImageWriter:
                         "Model": self.model_name,
                         "IntensitySpace": _intensity_space(spec),
                         **trained_on_sidecar(subject),
+                        **provenance_sidecar(subject, sources),
+                        **uncertainty_sidecar(subject, target, path),
                     },
                     frame_axis=spec.frame_axis,
                     frame_values=list(spec.frame_values),
                 )
                 self.written.append(path)
+                uncertainty = write_uncertainty(subject, target, path, self.overwrite, spec, self.model_name)
+                self.written += [uncertainty] if uncertainty is not None else []

@@ -40,6 +40,7 @@ from .dicom_vendor import (
     file_label,
     get_acquisition_time_s,
     get_bvalue,
+    get_diffusion_direction,
     get_float,
     get_floats,
     get_trigger_time_s,
@@ -388,7 +389,8 @@ def _check_positions_once(axis: str, key: float, frame: list[DicomSlice], normal
         if k in seen:
             what = "b-value" if axis == FrameAxis.BVALUE else "timepoint"
             hint = (
-                " (several diffusion directions per b-value? read the trace-weighted series instead)"
+                " (several diffusion directions per b-value are read as one frame per direction only when every "
+                "slice position has the same number of them)"
                 if axis == FrameAxis.BVALUE
                 else ""
             )
@@ -399,6 +401,32 @@ def _check_positions_once(axis: str, key: float, frame: list[DicomSlice], normal
         seen[k] = s
 
 
+def _acquisition_order(s: DicomSlice) -> tuple:
+    acquired = get_acquisition_time_s(s.header)
+    number = get_float(s.header, "InstanceNumber")
+    return (acquired if acquired is not None else 0.0, number if number is not None else 0.0, s.path)
+
+
+def _split_directions(frame: list[DicomSlice], normal: np.ndarray) -> list[list[DicomSlice]]:
+    """The frames of one b-value acquired in several diffusion directions: one frame per direction, in acquisition
+    order, when every slice position holds the same number of images (grouped by DiffusionGradientOrientation
+    where every file carries it, else by acquisition order at each position); else the frame unchanged (refused
+    by the caller with the duplicate named)."""
+    at_pos: dict[int, list[DicomSlice]] = defaultdict(list)
+    for s in frame:
+        at_pos[_position_key(s, normal)].append(s)
+    counts = {len(v) for v in at_pos.values()}
+    if len(counts) != 1 or counts == {1}:
+        return [frame]
+    by_direction = all(get_diffusion_direction(s.header) is not None for s in frame)
+    for group in at_pos.values():
+        group.sort(key=(lambda s: get_diffusion_direction(s.header)) if by_direction else _acquisition_order)
+    if by_direction and len({tuple(get_diffusion_direction(s.header) for s in g) for g in at_pos.values()}) > 1:
+        return [frame]  # positions disagree on which directions they hold
+    parts = [[group[r] for group in at_pos.values()] for r in range(counts.pop())]
+    return sorted(parts, key=lambda part: min(_acquisition_order(s) for s in part))
+
+
 def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, list[float], list[list[DicomSlice]]]:
     """Split the slices of a series into frames: ``(frame_axis, raw frame keys, frames)``."""
     normal = slices[0].normal
@@ -406,6 +434,13 @@ def _split_frames(slices: list[DicomSlice], label: str) -> tuple[str | None, lis
     if split is None:
         return None, [], [slices]
     axis, keys, frames = split
+    if axis == FrameAxis.BVALUE:  # a multi-direction DWI: one frame per direction, its b-value repeated
+        split_keys, split_frames = [], []
+        for key, frame in zip(keys, frames, strict=True):
+            parts = _split_directions(frame, normal)
+            split_keys += [key] * len(parts)
+            split_frames += parts
+        keys, frames = split_keys, split_frames
     for key, frame in zip(keys, frames, strict=True):
         _check_positions_once(axis, key, frame, normal, label)
     counts = [len(f) for f in frames]

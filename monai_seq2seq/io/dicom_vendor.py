@@ -27,6 +27,7 @@ __all__ = [
     "get_float",
     "get_floats",
     "get_bvalue",
+    "get_diffusion_direction",
     "dicom_time_to_seconds",
     "get_trigger_time_s",
     "get_acquisition_time_s",
@@ -200,6 +201,23 @@ def get_bvalue(ds: Dataset) -> float | None:
     if value is None and ("GE" in manufacturer.split() or "GE MEDICAL" in manufacturer or TAG_GE_BVALUE in ds):
         value = _ge_bvalue(ds)
     return value
+
+
+def get_diffusion_direction(ds: Dataset) -> tuple[float, float, float] | None:
+    """Diffusion gradient direction of one file from DiffusionGradientOrientation (0018,9089), top level or in
+    its MRDiffusionSequence / DiffusionGradientDirectionSequence items (enhanced MR), rounded to 1e-3; ``None``
+    if it has none (vendors that keep it in private fields only)."""
+    holders = [ds]
+    for item in ds.get("MRDiffusionSequence", []) or []:
+        holders += [item, *(item.get("DiffusionGradientDirectionSequence", []) or [])]
+    for holder in holders:
+        value = holder.get("DiffusionGradientOrientation", None)
+        if value is not None and len(value) == 3:
+            try:
+                return tuple(round(float(v), 3) for v in value)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def dicom_time_to_seconds(value: Any) -> float | None:

@@ -19,7 +19,17 @@ sequences a subject has (``AvailabilityMaskd``, ``RandSilenceSequencesd``, ``Ran
 """
 
 from .base import InvertiblePerKeyd, PerKeyd
-from .dce import WASH_FORMULA, WashInOut, WashInOutD, WashInOutd, WashInOutDict, wash_in_out
+from .dce import (
+    WASH_FORMULA,
+    DeriveMissingD,
+    DeriveMissingd,
+    DeriveMissingDict,
+    WashInOut,
+    WashInOutD,
+    WashInOutd,
+    WashInOutDict,
+    wash_in_out,
+)
 from .dwi import (
     ADCMap,
     ADCMapD,
@@ -159,6 +169,9 @@ __all__ = [
     "wash_in_out",
     "WashInOut",
     "WashInOutd",
+    "DeriveMissingd",
+    "DeriveMissingD",
+    "DeriveMissingDict",
     "WashInOutD",
     "WashInOutDict",
     "fit_monoexponential",

@@ -28,6 +28,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_tensor
 
 from monai_seq2seq.core.errors import FrameValuesError
+from monai_seq2seq.core.protocols import FrameAxis, Protocol, get_protocol
 
 from .utils import FRAME_AXIS_KEY, FRAME_VALUES_KEY, check_finite, describe, like
 
@@ -39,6 +40,9 @@ __all__ = [
     "WashInOutd",
     "WashInOutD",
     "WashInOutDict",
+    "DeriveMissingd",
+    "DeriveMissingD",
+    "DeriveMissingDict",
 ]
 
 WASH_FORMULA = (
@@ -159,6 +163,8 @@ class WashInOutd(MapTransform):
         keys: the DCE key (one).
         wash_in_key, wash_out_key: output keys (the breast protocol's ``WashIn``/``WashOut``).
         overwrite: replace existing output keys; otherwise an existing one is an error (it may be an acquired map).
+        keep_existing: derive only the maps the subject lacks and keep the ones it has (how inference fills in
+            wash-in/out of a subject that brings a DCE series only: a formula, not a network, gives them).
         pre_frame, early_frame, late_frame, eps, min_signal_fraction: see :func:`wash_in_out`.
         allow_missing_keys: skip an absent DCE key instead of raising ``KeyError``.
     """
@@ -177,28 +183,93 @@ class WashInOutd(MapTransform):
         eps: float = 1e-6,
         min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION,
         allow_missing_keys: bool = False,
+        keep_existing: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"WashInOutd takes one DCE key, got {self.keys}.")
+        if overwrite and keep_existing:
+            raise ValueError("WashInOutd: overwrite=True and keep_existing=True contradict each other; pick one.")
         self.out_keys = (wash_in_key, wash_out_key)
         self.overwrite = bool(overwrite)
+        self.keep_existing = bool(keep_existing)
         self.maps = WashInOut("both", pre_frame, early_frame, late_frame, eps, min_signal_fraction)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
             existing = [k for k in self.out_keys if d.get(k) is not None]
-            if existing and not self.overwrite:
+            if existing and not (self.overwrite or self.keep_existing):
                 raise ValueError(
                     f"subject {d.get('subject', '?')!r} already has {existing}; WashInOutd would "
-                    "overwrite them (pass overwrite=True to recompute from the DCE series)."
+                    "overwrite them (pass overwrite=True to recompute from the DCE series, or keep_existing=True)."
                 )
+            new_keys = [k for k in self.out_keys if not (self.keep_existing and k in existing)]
+            if not new_keys:
+                continue
             maps = self.maps(d[key], name=str(key))
-            d[self.out_keys[0]], d[self.out_keys[1]] = maps[:1], maps[1:]
+            for out_key, channel in zip(self.out_keys, (maps[:1], maps[1:]), strict=True):
+                if out_key in new_keys:
+                    d[out_key] = channel
             if "available" in d:
-                d["available"] = list(dict.fromkeys([*d["available"], *self.out_keys]))
+                d["available"] = list(dict.fromkeys([*d["available"], *new_keys]))
         return d
 
 
 WashInOutD = WashInOutDict = WashInOutd
+
+
+class DeriveMissingd(MapTransform):
+    """Compute the protocol's derived maps a subject lacks from the acquired series they are defined on.
+
+    A sequence whose :class:`~monai_seq2seq.core.protocols.SequenceSpec` has ``derived_from`` is a formula of
+    another sequence (the breast protocol's WashIn and WashOut of the DCE series): when the subject has the source
+    but not the map, the formula gives it, so it is analysed rather than synthesised by the network. Maps the
+    subject brings are kept. A protocol without derived sequences (brain) makes this a no-op.
+
+    Args:
+        protocol: name, file or :class:`~monai_seq2seq.core.protocols.Protocol`.
+        min_signal_fraction: see :func:`wash_in_out`.
+
+    Shapes:
+        source ``(T, X, Y, Z)`` -> each derived map ``(1, X, Y, Z)`` on the source's grid (see :class:`WashInOutd`).
+
+    Raises:
+        NotImplementedError: the protocol derives maps for which no formula is known here (at construction).
+    """
+
+    backend = WashInOut.backend
+
+    def __init__(self, protocol: str | Protocol, min_signal_fraction: float = DEFAULT_MIN_SIGNAL_FRACTION) -> None:
+        proto = get_protocol(protocol)
+        by_source: dict[str, list[str]] = {}
+        for spec in proto.sequences:
+            if spec.derived_from is not None:
+                by_source.setdefault(spec.derived_from, []).append(spec.name)
+        self.derivations = []
+        for source, maps in by_source.items():
+            if proto[source].frame_axis != FrameAxis.TIME or len(maps) != 2:
+                raise NotImplementedError(
+                    f"protocol {proto.name!r} derives {maps} from {source}; the formula known here is wash-in and "
+                    "wash-out (two maps) of a time series (DCE). Compute them yourself, or drop derived_from."
+                )
+            self.derivations.append(
+                WashInOutd(
+                    source,
+                    wash_in_key=maps[0],
+                    wash_out_key=maps[1],
+                    keep_existing=True,
+                    min_signal_fraction=min_signal_fraction,
+                    allow_missing_keys=True,
+                )
+            )
+        super().__init__(proto.names, allow_missing_keys=True)  # the keys it may read or write
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for derivation in self.derivations:
+            d = derivation(d)
+        return d
+
+
+DeriveMissingD = DeriveMissingDict = DeriveMissingd

@@ -25,7 +25,16 @@ from monai.bundle.utils import MACRO_KEY
 __all__ = ["BASE_CONFIGS", "config_files", "external_macros"]
 
 # override config -> the config it is read on top of
-BASE_CONFIGS: dict[str, str] = {"differentiation": "inference", "evaluate": "inference", "multi_gpu_train": "train"}
+BASE_CONFIGS: dict[str, str] = {
+    "differentiation": "inference",
+    "evaluate": "inference",
+    "advise": "inference",
+    "multi_gpu_train": "train",
+    # subjects sharded over torchrun ranks (monai_seq2seq.engines.distributed), each on its single-device config
+    "multi_gpu_inference": "inference",
+    "multi_gpu_differentiation": "differentiation",
+    "multi_gpu_evaluate": "evaluate",
+}
 
 
 def config_files(bundle_dir: str | Path, config: str) -> list[str]:

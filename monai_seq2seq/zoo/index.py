@@ -4,25 +4,28 @@ An index maps ``<name>_v<version>`` to ``{"name", "version", "source", "sha256"}
 ``models/model_info.json``. ``source`` is a URL or a path relative to the index (a release asset next to it).
 An index may live on disk, at a ``file://`` URL or at an ``https://`` URL; archives are fetched the same ways,
 or from a GitHub release (``owner/repo/tag``, the layout ``monai.bundle.download(source="github")`` reads).
-Hugging Face bundles (one repository per bundle, a tag per version) are fetched by MONAI itself and then
-verified file by file (:func:`~monai_seq2seq.zoo.pack.check_bundle`), since they are not archives.
+Hugging Face bundles (one repository per bundle, a tag per version) are fetched by MONAI itself into the staging
+folder and then verified file by file, against the index entry's per-file hashes when it lists them (a warning says
+so when nothing external vouches for them), since they are not archives. Every route installs atomically
+(:mod:`monai_seq2seq.zoo.install`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 from urllib.request import url2pathname
 
 from packaging.version import InvalidVersion, Version
 
-from monai_seq2seq.core.integrity import IntegrityError, verify_sha256
+from monai_seq2seq.core.integrity import IntegrityError
 
-from .pack import check_bundle, safe_extract
+from .install import install_archive, install_staged, staging_folder, target_folder, verify_staged
+from .pack import ArchiveLimits
 
 __all__ = [
     "read_index",
@@ -109,7 +112,8 @@ def _version_key(version: str):
 
 
 def list_index(index: str, **kwargs) -> list[dict]:
-    """``[{"name", "version", "sha256", "source"}]`` of an index, sorted by name then version."""
+    """``[{"name", "version", "sha256", "source"}]`` (and ``"files"`` where listed) of an index, sorted by name then
+    version."""
     rows = []
     for key, entry in read_index(index, **kwargs).items():
         name, version = _split_key(key)
@@ -119,6 +123,7 @@ def list_index(index: str, **kwargs) -> list[dict]:
                 "version": entry.get("version", version),
                 "sha256": entry["sha256"],
                 "source": entry["source"],
+                **({"files": entry["files"]} if isinstance(entry.get("files"), dict) else {}),
             }
         )
     return sorted(rows, key=lambda r: (r["name"], _version_key(r["version"])))
@@ -167,43 +172,49 @@ def download_bundle(
     sha256: str | None = None,
     overwrite: bool = False,
     downloader: Callable[[str, Path, str | None], Path] = _download,
+    verify: bool = True,
+    trust_modules: str | Iterable[str] | None = None,
+    limits: ArchiveLimits | None = None,
 ) -> Path:
-    """Download ``name`` into ``bundle_dir/<name>``: sha256 first, then a safe extraction, then the bundle checks.
+    """Download ``name`` into ``bundle_dir/<name>`` atomically: fetched, sha256-checked, extracted within limits and
+    verified in a staging folder, renamed into place only when everything passed
+    (:func:`~monai_seq2seq.zoo.install.install_archive`).
 
     Args:
         name: bundle name.
-        version: version; ``None``: the newest in the index.
+        version: version; ``None``: the newest in the index. The bundle's metadata must say the same.
         bundle_dir: where bundles live (MONAI's ``bundle_dir``).
-        index: zoo index (path, file:// or https URL); gives the source and the sha256.
+        index: zoo index (path, file:// or https URL); gives the source, the sha256 and the version.
         url: the archive itself (path, file:// or https URL); its sha256 from ``sha256`` or the index.
         repo: ``owner/repo/tag`` for ``source="github"``, ``owner/name`` for ``source="huggingface_hub"``.
         source: ``"index"`` (default; ``url`` wins when given), ``"github"`` or ``"huggingface_hub"``.
         sha256: expected archive hash when no index says it.
-        overwrite: replace an existing ``bundle_dir/<name>``.
+        overwrite: replace an existing ``bundle_dir/<name>`` (only by a bundle verified to be ``name``).
         downloader: fetches an https URL to a file (injected in tests; the default uses MONAI's ``download_url``).
+        verify: also the metadata schema and a forward pass (configs, files and hashes are always checked).
+        trust_modules: packages the bundle's configs may use beyond the default allow-list.
+        limits: archive limits (default :class:`~monai_seq2seq.zoo.pack.ArchiveLimits`).
 
     Raises:
-        IntegrityError: no hash to check against, a wrong hash, or an unsafe or corrupt archive; ``bundle_dir`` is
-            left as it was.
+        IntegrityError: no hash to check against, a wrong hash, an unsafe or oversized archive, another bundle than
+            ``name``, a version that contradicts the index, a failed check; ``bundle_dir`` is left as it was.
+        UntrustedConfigError: a config names code outside the allow-list (nothing of it ran).
         KeyError: the name/version is not in the index.
     """
     bundle_dir = Path(bundle_dir)
+    entry = resolve_entry(index, name, version, downloader=downloader) if index is not None else None
     if source == "huggingface_hub":
-        return _download_huggingface(name, version, bundle_dir, repo, overwrite)
+        return _download_huggingface(name, version, bundle_dir, repo, overwrite, entry, verify, trust_modules, limits)
     if source not in ("index", "github"):
         raise ValueError(f"source must be 'index', 'github' or 'huggingface_hub', got {source!r}.")
-    if index is not None:
-        entry = resolve_entry(index, name, version, downloader=downloader)
-        version, sha256 = entry["version"], sha256 or entry["sha256"]
+    location, release = url, version
+    if entry is not None:
+        release, sha256 = entry["version"], sha256 or entry["sha256"]
         location = url or entry["source"]
-    elif url is not None:
-        location = url
-    else:
-        location = None
     if source == "github":
-        if repo is None or version is None:
+        if repo is None or release is None:
             raise ValueError("source='github' needs repo='owner/repo/tag' and a version (or an index).")
-        location = github_release_url(repo, name, version)
+        location = github_release_url(repo, name, release)
     if location is None:
         raise ValueError("give an index, a url, or source='github' with a repo.")
     if sha256 is None:
@@ -211,32 +222,61 @@ def download_bundle(
             f"no sha256 for {location}: give an index that lists it or sha256=...; an archive is "
             "never extracted unchecked."
         )
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=bundle_dir, prefix=".download.") as tmp:
-        archive = fetch(location, Path(tmp), sha256, downloader)
-        verify_sha256(archive, sha256)
-        final = safe_extract(archive, bundle_dir, sha256=None, overwrite=overwrite)
-    if final.name != name:
-        shutil.rmtree(final)
-        raise IntegrityError(f"archive {location} holds bundle {final.name!r}, not {name!r}.")
-    check_bundle(final)
-    return final
+
+    def fetch_into(staging: Path) -> Path:
+        (staging / "download").mkdir()
+        return fetch(location, staging / "download", sha256, downloader)
+
+    return install_archive(
+        location,
+        bundle_dir,
+        name=name,
+        sha256=sha256,
+        version=version,
+        entry=entry,
+        overwrite=overwrite,
+        verify=verify,
+        trust_modules=trust_modules,
+        limits=limits,
+        fetch=fetch_into,
+    )
 
 
-def _download_huggingface(name: str, version: str | None, bundle_dir: Path, repo: str | None, overwrite: bool) -> Path:
+def _download_huggingface(
+    name: str,
+    version: str | None,
+    bundle_dir: Path,
+    repo: str | None,
+    overwrite: bool,
+    entry: dict | None,
+    verify: bool,
+    trust_modules: str | Iterable[str] | None,
+    limits: ArchiveLimits | None,
+) -> Path:
+    """MONAI fetches the repository's files into the staging folder; they are checked like an extracted archive, and
+    against the index entry's per-file hashes when it lists them (otherwise a warning says nothing external vouches
+    for them)."""
     import monai
 
     if repo is None:
         raise ValueError("source='huggingface_hub' needs repo='owner/name'.")
-    final = bundle_dir / name
-    if final.exists() and not overwrite:
-        raise IntegrityError(f"{final} exists; pass overwrite=True to replace it.")
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=bundle_dir, prefix=".download.") as tmp:
-        monai.bundle.download(name=name, version=version, bundle_dir=tmp, source="huggingface_hub", repo=repo)
-        staged = Path(tmp) / name
-        check_bundle(staged)  # weights against large_files.yml, version in changelog, required files
-        if final.exists():
-            shutil.rmtree(final)
-        shutil.move(str(staged), str(final))
+    final = target_folder(bundle_dir, name, overwrite)
+    if not (entry or {}).get("files"):
+        warnings.warn(
+            f"{repo}: nothing external vouches for this Hugging Face download ("
+            + ("the index entry lists no per-file hashes" if entry else "no --index given")
+            + "); its files are checked only against the bundle's own large_files.yml, written by whoever controls "
+            "the repository. Give --index with an entry that lists files to check them.",
+            UserWarning,
+            stacklevel=3,
+        )
+    with staging_folder(bundle_dir) as staging:
+        monai.bundle.download(name=name, version=version, bundle_dir=str(staging), source="huggingface_hub", repo=repo)
+        staged = staging / name
+        size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file() and not p.is_symlink())
+        cap = (limits or ArchiveLimits()).max_total_bytes
+        if size > cap:
+            raise IntegrityError(f"{repo}: the download holds {size} bytes, more than the limit of {cap}.")
+        verify_staged(staged, name, version, entry, verify, trust_modules)
+        install_staged(staged, final, staging)
     return final

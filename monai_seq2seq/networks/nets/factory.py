@@ -19,6 +19,7 @@ SEQ2SEQ_CONFIGS: dict[str, dict[str, Any]] = {
         "lstm_layers": 3,
         "bank_dim": 16,
         "code_dim": 64,
+        "upsample_mode": "linear",  # the authors' decoder: nn.Upsample(scale_factor=2, mode="bilinear")
     },
     # At most the paper's Table 1 budget of 35.8 M: same widths and depths, weight bank c_w = 2 and one-layer
     # ConvLSTMs (31.8 M). See README "Network sizes" for why the paper's count is lower than the released one.
@@ -29,6 +30,7 @@ SEQ2SEQ_CONFIGS: dict[str, dict[str, Any]] = {
         "lstm_layers": 1,
         "bank_dim": 2,
         "code_dim": 64,
+        "upsample_mode": "linear",
     },
     # CPU demo / shipped weights.
     "small": {
@@ -38,6 +40,7 @@ SEQ2SEQ_CONFIGS: dict[str, dict[str, Any]] = {
         "lstm_layers": 1,
         "bank_dim": 8,
         "code_dim": 64,
+        "upsample_mode": "nearest",  # the shipped brain and breast weights were trained with it
     },
     # Unit tests.
     "tiny": {
@@ -47,6 +50,7 @@ SEQ2SEQ_CONFIGS: dict[str, dict[str, Any]] = {
         "lstm_layers": 1,
         "bank_dim": 2,
         "code_dim": 16,
+        "upsample_mode": "nearest",
     },
 }
 

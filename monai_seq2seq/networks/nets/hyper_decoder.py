@@ -10,6 +10,7 @@ from monai.networks.layers.utils import get_act_layer
 
 from ..blocks.conditional import ConditionalConvNormAct, Conditioning
 from ..blocks.residual import HyperResBlock
+from ..blocks.upsample import check_upsample_mode, get_upsample_layer
 
 __all__ = ["HyperDecoder"]
 
@@ -32,10 +33,16 @@ class HyperDecoder(nn.Module):
         bank_dim: HyperConv weight-bank size ``c_w``.
         norm: norm type and args.
         act: activation type and args.
+        upsample_mode: ``"linear"`` (bilinear in 2D, trilinear in 3D, ``align_corners=False``: the authors' decoder)
+            or ``"nearest"``; see :func:`~monai_seq2seq.networks.blocks.upsample.check_upsample_mode`. Weights trained
+            with one mode give other images with the other (no parameter changes, so nothing refuses to load).
 
     Shapes:
         ``x``: (N, in_channels, *spatial); ``code``: (N, code_dim) or (1, code_dim) shared.
         Output: (N, out_channels, *spatial * 2 ** len(up_channels)), values in (-1, 1).
+
+    Raises:
+        ValueError: an unknown ``conditioning`` or ``upsample_mode``.
     """
 
     def __init__(
@@ -50,6 +57,7 @@ class HyperDecoder(nn.Module):
         bank_dim: int = 16,
         norm: tuple | str = "instance",
         act: tuple | str = ("leakyrelu", {"negative_slope": 0.2}),
+        upsample_mode: str = "linear",
     ) -> None:
         super().__init__()
         conditioning = Conditioning.check(conditioning)
@@ -61,7 +69,8 @@ class HyperDecoder(nn.Module):
                 for _ in range(num_res_blocks)
             ]
         )
-        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.upsample_mode = check_upsample_mode(upsample_mode, spatial_dims)
+        self.upsample = get_upsample_layer(spatial_dims, self.upsample_mode)
         widths = [in_channels, *up_channels]
         self.up_convs = nn.ModuleList(
             [

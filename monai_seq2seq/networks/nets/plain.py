@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..blocks import ConvNormAct, ResBlock
+from ..blocks.upsample import check_upsample_mode, get_upsample_layer
 from .encoder import Encoder
 from .factory import SEQ2SEQ_CONFIGS
 
@@ -34,12 +35,17 @@ class PlainEncoderDecoder(nn.Module):
         num_dec_res_blocks: decoder residual blocks.
         norm: norm type and args.
         act: activation type and args.
+        upsample_mode: the decoder's x2 upsampling, ``"linear"`` (bilinear in 2D, trilinear in 3D, align_corners
+            False) or ``"nearest"``.
 
     Shapes:
         - framed input ``(B, T, in_channels, *spatial)`` -> ``(B, T, out_channels, *spatial)`` (each frame
           translated on its own);
         - plain input ``(B, in_channels, *spatial)`` -> ``(B, out_channels, *spatial)``;
         - every spatial size must be a multiple of :attr:`downsample_factor`; values in (-1, 1).
+
+    Raises:
+        ValueError: an unknown ``upsample_mode``.
     """
 
     def __init__(
@@ -52,18 +58,20 @@ class PlainEncoderDecoder(nn.Module):
         num_dec_res_blocks: int = 6,
         norm: tuple | str = "instance",
         act: tuple | str = _LEAKY,
+        upsample_mode: str = "linear",
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.upsample_mode = check_upsample_mode(upsample_mode, spatial_dims)
         self.encoder = Encoder(spatial_dims, in_channels, channels, num_res_blocks, norm, act)
         self.downsample_factor = self.encoder.downsample_factor
         widths = [int(channels[-1]), *(int(c) for c in reversed(channels[:-1]))]
         layers: list[nn.Module] = [ResBlock(spatial_dims, widths[0], 3, norm, act) for _ in range(num_dec_res_blocks)]
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            layers.append(get_upsample_layer(spatial_dims, self.upsample_mode))
             layers.append(ConvNormAct(spatial_dims, c_in, c_out, 3, 1, norm, act))
         layers.append(ConvNormAct(spatial_dims, widths[-1], out_channels, 7, 1, norm=None, act="tanh"))
         self.decoder = nn.Sequential(*layers)
@@ -86,6 +94,7 @@ class PlainEncoderDecoder(nn.Module):
             "channels": cfg["channels"],
             "num_res_blocks": cfg["num_res_blocks"],
             "num_dec_res_blocks": cfg["num_hyper_res_blocks"],
+            "upsample_mode": cfg["upsample_mode"],
         }
         kwargs.update(overrides)
         return cls(**kwargs)

@@ -58,6 +58,9 @@ class Seq2Seq(nn.Module):
         act: activation type and args. Defaults to LeakyReLU(0.2).
         group_targets: decode integer targets group by group with shared kernels (faster on CPU); ``False``
             uses one grouped convolution with per-sample kernels. Same outputs either way.
+        upsample_mode: the decoder's x2 upsampling, ``"linear"`` (bilinear in 2D, trilinear in 3D, align_corners
+            False: the authors' released network) or ``"nearest"``. A config must pin the mode its weights were
+            trained with: the parameters are the same either way, so wrong weights load silently.
 
     Shapes:
         ``x``: (B, T, C, *spatial) with T the source's frames, or (B, C, *spatial) for a 3D source.
@@ -86,6 +89,7 @@ class Seq2Seq(nn.Module):
         norm: tuple | str = "instance",
         act: tuple | str = _LEAKY,
         group_targets: bool = True,
+        upsample_mode: str = "linear",
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -120,7 +124,9 @@ class Seq2Seq(nn.Module):
             bank_dim,
             norm,
             act,
+            upsample_mode,
         )
+        self.upsample_mode: str = self.decoder.upsample_mode
 
     # ---- conditions -------------------------------------------------------------------------------------
     def condition_code(self, target: torch.Tensor | int | list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
