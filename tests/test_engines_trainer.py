@@ -53,6 +53,32 @@ def test_slices_deterministic_centre_and_padding():
     assert Slices25Dd(["DCE"], random=False)(four_d)["DCE"].shape == (6, 3, 16, 16)
 
 
+def test_slices_focus_on_labelled_voxels():
+    sample = _volume_sample()
+    label = torch.zeros(1, 20, 18, 12)
+    label[0, 17, 2, 9] = 5  # one labelled voxel near a corner
+    sample["label"] = label
+    base = sample["T1"][0]
+    focused = Slices25Dd(NAMES, roi_size=(8, 8), focus_key="label", focus_prob=1.0, focus_labels=[5])
+    for seed in range(5):
+        out = focused.set_random_state(seed)(dict(sample))
+        assert (out["T1"] == base[17, 2, 9]).any()  # the labelled voxel is in every stack
+    # other labels are not targets; without a hit (or without the key) the stack is drawn as usual
+    out = Slices25Dd(NAMES, roi_size=(8, 8), focus_key="label", focus_prob=1.0, focus_labels=[4])
+    assert out.set_random_state(0)(dict(sample))["T1"].shape == (1, 3, 8, 8)
+    plain = Slices25Dd(NAMES, roi_size=(8, 8)).set_random_state(3)(_volume_sample())
+    keyless = Slices25Dd(NAMES, roi_size=(8, 8), focus_key="label", focus_prob=1.0).set_random_state(3)
+    torch.testing.assert_close(keyless(_volume_sample())["T1"], plain["T1"])
+    # focus_prob 0 keeps the random stream of an unfocused cutter (resumable training stays bitwise the same)
+    zero = Slices25Dd(NAMES, roi_size=(8, 8), focus_key="label", focus_prob=0.0).set_random_state(3)(dict(sample))
+    torch.testing.assert_close(zero["T1"], plain["T1"])
+    with pytest.raises(ValueError, match="focus_prob"):
+        Slices25Dd(NAMES, focus_prob=1.5)
+    sample["label"] = torch.ones(1, 4, 4, 4)
+    with pytest.raises(ValueError, match="label grid"):
+        focused.set_random_state(0)(dict(sample))
+
+
 def test_silence_keeps_at_least_one():
     transform = RandSilenceSequencesd(NAMES, prob=1.0, min_silence=1, max_silence=3).set_random_state(0)
     for _ in range(20):

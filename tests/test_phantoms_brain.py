@@ -53,7 +53,7 @@ def test_tissue_contrasts(which, clean_subject, noisy_subject):
 def test_tumour_labels_and_planted_region(clean_subject):
     s = clean_subject
     labels = set(np.unique(s.label).tolist())
-    assert labels == {0, 1, 2, 4}
+    assert labels == {0, 1, 2, 4, 5}  # 5: the blood-product mimics
     np.testing.assert_array_equal(s.unique["T1Gd"], (s.label == 4).astype(np.uint8))
     brain = s.images["T2"] > 0
     assert np.all(brain[s.label > 0])
@@ -180,3 +180,47 @@ def test_enhancing_patches_do_not_follow_the_tumour_rim():
         ratios.append((et[outer] > 0.5).mean() / max((et[inner] > 0.5).mean(), 1e-6))
     print("P(ET | outer half) / P(ET | inner half):", np.round(ratios, 2))
     assert 0.6 < np.mean(ratios) < 1.3, ratios  # the former rim-weighted choice: 1.64
+
+
+def test_mimics_are_as_bright_as_et_on_t1gd_but_predictable_from_t1_t2_flair(clean_subject):
+    """The mimic's physics: equal to ET on T1Gd (bias included), already bright on T1, dark on T2 and FLAIR."""
+    s = clean_subject
+    et, hem = s.label == 4, s.label == 5
+    assert hem.sum() > 50 and 2 <= len(s.info["mimics"]) <= 4
+    assert not np.any(s.unique["T1Gd"][hem])  # not a planted region
+    mean = {n: (float(s.images[n][et].mean()), float(s.images[n][hem].mean())) for n in s.images}
+    wm = s.fractions["WM"] > 0.9
+    wm_mean = {n: float(s.images[n][wm].mean()) for n in s.images}
+    et_t1gd, hem_t1gd = mean["T1Gd"]
+    assert hem_t1gd == pytest.approx(et_t1gd, rel=0.05)  # as bright as ET after contrast
+    assert et_t1gd > 1.5 * wm_mean["T1Gd"]  # and both clearly brighter than white matter
+    assert mean["T1"][1] == pytest.approx(hem_t1gd, rel=1e-5)  # no enhancement: T1 equals T1Gd there
+    assert mean["T1"][0] < 0.6 * et_t1gd  # while ET is not bright before contrast
+    for name in ("T2", "FLAIR"):  # dark on T2 and FLAIR (short T2), unlike tumour: a signature of its own
+        assert mean[name][1] < 0.6 * mean[name][0] and mean[name][1] < 0.9 * wm_mean[name], (name, mean, wm_mean)
+    # blood products lie in the parenchyma, away from the tumour and its oedema
+    assert not np.any(hem & (s.fractions["oedema"] > 0.01))
+    # the recorded equivalent concentration reproduces the mimic's T1 shortening
+    for record in s.info["mimics"]:
+        assert 0.0 < record["equivalent_concentration_mM"] < 20.0
+
+
+def test_raw_t1gd_intensity_cannot_tell_et_from_mimics():
+    """Per subject, T1Gd intensity separates ET from the mimics at chance (the premise of the decisive check)."""
+    from sklearn.metrics import roc_auc_score
+
+    for index in range(3):
+        s = generate_brain_subject(seed=11, index=index, config=BrainPhantomConfig(spacing=2.0))
+        et, hem = s.label == 4, s.label == 5
+        truth = np.r_[np.ones(et.sum()), np.zeros(hem.sum())]
+        auc_t1gd = roc_auc_score(truth, np.r_[s.images["T1Gd"][et], s.images["T1Gd"][hem]])
+        auc_t1 = roc_auc_score(truth, np.r_[s.images["T1"][et], s.images["T1"][hem]])
+        assert 0.35 < auc_t1gd < 0.65, (index, auc_t1gd)
+        assert auc_t1 < 0.1  # whereas T1 tells them apart
+
+
+def test_no_mimics_when_disabled_or_without_tumour():
+    s = generate_brain_subject(seed=3, index=1, config=BrainPhantomConfig(spacing=3.0, mimics=(0, 0)))
+    assert 5 not in np.unique(s.label) and s.info["mimics"] == []
+    s = generate_brain_subject(seed=3, index=1, config=BrainPhantomConfig(spacing=3.0, tumour=False))
+    assert not np.any(s.label) and s.info["mimics"] == []

@@ -40,7 +40,7 @@ def test_shapes_frames_and_affine():
     # the field of view is centred on the origin
     centre = s.affine @ np.array([79 / 2, 47 / 2, 31 / 2, 1.0])
     np.testing.assert_allclose(centre[:3], 0.0, atol=1e-9)
-    assert set(np.unique(s.label).tolist()) <= {0, 1, 2, 3} and (s.label == 3).any() and (s.label == 1).any()
+    assert set(np.unique(s.label).tolist()) <= {0, 1, 2, 3, 4, 5} and (s.label == 3).any() and (s.label == 1).any()
 
 
 def test_dce_first_frame_equals_pre_contrast_image():
@@ -183,3 +183,49 @@ def test_invalid_arguments():
         generate_breast_subject(0, 0, BreastPhantomConfig(kinetic_type="fast", **SMALL))
     with pytest.raises(ValueError):
         generate_breast_subject(0, 0, BreastPhantomConfig(shape=(2, 2)))
+
+
+@pytest.fixture(scope="module")
+def mimic_subjects():
+    return [generate_breast_subject(seed=1000, index=i) for i in range(3)]
+
+
+def _auc(image, positive, negative):
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.r_[np.ones(positive.sum()), np.zeros(negative.sum())]
+    return roc_auc_score(truth, np.r_[image[positive], image[negative]])
+
+
+def test_mimics_match_the_lesion_where_planted_and_differ_where_predictable(mimic_subjects):
+    """Haematoma (4): lesion-bright on DCE (mean over frames), bright before contrast, flat curve. Shine-through
+    cyst (5): lesion-bright on DWI (mean over b-values), T2-bright, free diffusion."""
+    for s in mimic_subjects:
+        lesion, haematoma, cyst = s.label == 3, s.label == 4, s.label == 5
+        assert lesion.sum() > 50 and haematoma.sum() > 30 and cyst.sum() > 30
+        assert not np.any(s.unique["DCE"][haematoma | cyst]) and not np.any(s.unique["DWI"][haematoma | cyst])
+        # raw intensity of the planted sequence cannot tell them apart ...
+        assert 0.3 < _auc(s.images["DCE"].mean(0), lesion, haematoma) < 0.7
+        assert 0.3 < _auc(s.images["DWI"].mean(0), lesion, cyst) < 0.7
+        # ... while a source sequence can: the haematoma is bright on T1, the cyst on T2
+        assert _auc(s.images["T1"], lesion, haematoma) < 0.1
+        assert _auc(s.images["T2"], lesion, cyst) < 0.3
+        # physics: the haematoma does not enhance (last frame = first, up to noise), the lesion does
+        dce = s.images["DCE"]
+        assert abs(float(dce[-1][haematoma].mean() / dce[0][haematoma].mean()) - 1.0) < 0.05
+        assert float(dce[1:].mean(0)[lesion].mean() / dce[0][lesion].mean()) > 1.3
+        # the cyst's diffusion is free: it decays faster with b than the restricted lesion
+        dwi = s.images["DWI"]
+        decay = {n: float(dwi[-1][m].mean() / dwi[0][m].mean()) for n, m in (("lesion", lesion), ("cyst", cyst))}
+        assert decay["cyst"] < 0.5 * decay["lesion"], decay
+        # the cyst lies beside the lesion
+        gap = np.linalg.norm(np.subtract(s.info["mimics"]["shine_cyst"]["centre_mm"], s.info["lesion"]["centre_mm"]))
+        assert gap < 1.35 * s.info["lesion"]["radius_mm"] + max(s.info["mimics"]["shine_cyst"]["radii_mm"]) + 1.5
+        # the solved parameters are recorded and physical
+        t = s.info["mimic_tissues"]
+        assert 200.0 < t["haematoma"]["t1"] < 1400.0 and 40.0 < t["shine_cyst"]["t2"] < 1000.0
+
+
+def test_no_mimics_when_disabled():
+    s = generate_breast_subject(seed=1000, index=0, config=BreastPhantomConfig(mimics=False))
+    assert not np.isin(s.label, (4, 5)).any() and s.info["mimics"] == {}

@@ -9,6 +9,7 @@ from .engine import DifferentiationEvaluator, DifferentiationWriter, MetricsTabl
 from .figures import plot_adjacency, plot_overlays, plot_ranks
 from .maps import differentiation_map
 from .metrics import masked_ssim, synthesis_scores
+from .mimics import MIMIC_CHECKS, evaluator_mimic_aucs, mimic_aucs, region_auc
 from .perceptual import LPIPSStatus, load_lpips
 from .subject import SubjectAnalysis, analyse_subject, cohort_ranking
 
@@ -31,6 +32,10 @@ __all__ = [
     "cohort_ranking",
     "load_lpips",
     "masked_ssim",
+    "MIMIC_CHECKS",
+    "evaluator_mimic_aucs",
+    "mimic_aucs",
+    "region_auc",
     "overlay_rgb",
     "synthesis_scores",
     "differentiation_map",

@@ -4,6 +4,7 @@ Runnable on its own::
 
     python -m monai_seq2seq.cli.phantom brain --subjects 20 --out DIR [--seed 0 --spacing 2.0 --snr 30]
     python -m monai_seq2seq.cli.phantom breast --subjects 20 --out DIR [--seed 0 --dicom]
+    python -m monai_seq2seq.cli.phantom brain --subjects 4 --out DIR --realism clinical [--realism_snr 10]
     python -m monai_seq2seq.cli.phantom toy --out DIR [--split train --samples 9000]
     python -m monai_seq2seq.cli.phantom figure --out docs/figures
 """
@@ -33,6 +34,8 @@ class Phantom:
         val_fraction: float = 0.0,
         test_fraction: float = 0.0,
         progress: bool = True,
+        realism: str | tuple[str, ...] | None = None,
+        realism_snr: float | None = None,
     ) -> str:
         """Write a brain cohort (T1, T1Gd, T2, FLAIR, seg, unique-T1Gd) in the BraTS 2021 layout.
 
@@ -46,6 +49,9 @@ class Phantom:
             overwrite: replace existing files.
             val_fraction, test_fraction: datalist split fractions.
             progress: show a progress bar.
+            realism: clinical acquisition effects: ``clinical`` (all) or a comma list of ``misalign, bias,
+                thickness, noise, fov``; each subject then also gets ``<sid>_phantom.json`` with their truth.
+            realism_snr: SNR of the ``noise`` effect (default 20).
 
         Returns:
             Path of the written datalist.json.
@@ -54,7 +60,12 @@ class Phantom:
         from monai_seq2seq.phantoms.writer import write_cohort
 
         cohort = BrainPhantomCohort(
-            int(subjects), seed=int(seed), spacing=float(spacing), snr=snr or None, tumour=bool(tumour)
+            int(subjects),
+            seed=int(seed),
+            spacing=float(spacing),
+            snr=snr or None,
+            tumour=bool(tumour),
+            realism=_realism(realism, realism_snr),
         )
         return str(
             write_cohort(
@@ -80,6 +91,8 @@ class Phantom:
         val_fraction: float = 0.0,
         test_fraction: float = 0.0,
         progress: bool = True,
+        realism: str | tuple[str, ...] | None = None,
+        realism_snr: float | None = None,
     ) -> str:
         """Write a breast cohort (8 sequences, DCE/FatSatDCE/DWI as 4D NIfTI with sidecars) in the breast layout.
 
@@ -94,6 +107,8 @@ class Phantom:
             overwrite: replace existing files.
             val_fraction, test_fraction: datalist split fractions.
             progress: show a progress bar.
+            realism: clinical acquisition effects, as for ``brain``.
+            realism_snr: SNR of the ``noise`` effect (default 20).
 
         Returns:
             Path of the written datalist.json.
@@ -104,7 +119,12 @@ class Phantom:
         if shape is None:
             shape = tuple(max(4, int(round(n * 2.0 / float(spacing)))) for n in (160, 96, 64))
         cohort = BreastPhantomCohort(
-            int(subjects), seed=int(seed), spacing=float(spacing), shape=tuple(int(s) for s in shape), snr=snr or None
+            int(subjects),
+            seed=int(seed),
+            spacing=float(spacing),
+            shape=tuple(int(s) for s in shape),
+            snr=snr or None,
+            realism=_realism(realism, realism_snr),
         )
         return str(
             write_cohort(
@@ -196,6 +216,13 @@ class Phantom:
             "breast_sequences": {k: asdict(v) for k, v in tissues.BREAST_SEQUENCES.items()},
         }
         return json.dumps(data, indent=2)
+
+
+def _realism(realism, snr: float | None):
+    """``--realism`` (fire gives ``bias,noise`` as a tuple) and ``--realism_snr`` as a ``RealismConfig`` or None."""
+    from monai_seq2seq.phantoms.realism import resolve_realism
+
+    return resolve_realism(realism, **({} if snr is None else {"snr": float(snr)}))
 
 
 def _toy_figure(path: Path, seed: int, n: int = 6) -> Path:

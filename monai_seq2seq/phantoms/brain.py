@@ -9,6 +9,10 @@ skull stripping (background exactly 0).
 The enhancing tumour (ET) is a random irregular part of the tumour whose pre-contrast relaxation equals the
 non-enhancing tumour; only gadolinium (``1/T1post = 1/T1 + r1 C``) distinguishes it, so it is information only
 T1Gd carries: the planted ``unique-T1Gd`` region.
+
+Mimics (label 5): a few blobs of subacute blood products in the parenchyma away from the tumour, as bright on
+T1Gd as the subject's ET but equally bright on T1 (their T1 is short before contrast) and dark on T2 and FLAIR.
+Brightness alone cannot separate ET from them; a map of what the other sequences cannot predict can.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from monai_seq2seq.phantoms.subject import PhantomSubject
 from monai_seq2seq.phantoms.tissues import (
     BIAS_GROUPS,
     BRAIN_LABELS,
+    BRAIN_MIMIC,
     BRAIN_SEQUENCES,
     BRAIN_TISSUES,
     GADOLINIUM_CONCENTRATION_MM,
@@ -57,6 +62,9 @@ class BrainPhantomConfig:
         oedema_margin_mm: range of the oedema thickness around the tumour.
         enhancing_fraction: range of the fraction of the tumour shell that enhances (random patches of it).
         irregularity: relative amplitude of the random boundary modulation.
+        mimics: range (inclusive) of the number of blood-product blobs, the bright-but-predictable mimics of
+            ET; ``(0, 0)`` = none. They need a tumour (their brightness is matched to its enhancement).
+        mimic_radius_mm: range of a mimic blob's radius.
         keep_fractions: also return the tissue fraction maps (memory: 7 maps).
         id_prefix: subject id prefix; ids are ``f"{id_prefix}{index:05d}"``.
     """
@@ -75,6 +83,8 @@ class BrainPhantomConfig:
     oedema_margin_mm: tuple[float, float] = (6.0, 16.0)
     enhancing_fraction: tuple[float, float] = (0.35, 0.7)
     irregularity: float = 0.25
+    mimics: tuple[int, int] = (2, 4)
+    mimic_radius_mm: tuple[float, float] = (4.0, 8.0)
     keep_fractions: bool = False
     id_prefix: str = "BraTS2021_"
 
@@ -196,6 +206,142 @@ def _tumour(fr: dict[str, np.ndarray], spacing, config: BrainPhantomConfig, rng:
     }
 
 
+def _mimics(fr: dict[str, np.ndarray], spacing, config: BrainPhantomConfig, rng: np.random.Generator, tum: dict):
+    """Carve blood-product blobs into the parenchyma away from the tumour (in place); return their boxes,
+    fractions, per-voxel T1 and info. Empty without a tumour (their brightness is matched to its enhancement)."""
+    lo_n, hi_n = config.mimics
+    if not tum or hi_n <= 0:
+        return []
+    sp = np.asarray(spacing, dtype=np.float64)
+    width = float(np.mean(sp))
+    count = int(rng.integers(max(lo_n, 0), hi_n + 1))
+    centre_t = np.asarray(tum["info"]["tumour_centre_voxel"], dtype=np.float64)
+    keep_out = tum["info"]["oedema_radius_mm"] * (1.0 + 3.0 * config.irregularity)
+    parenchyma = fr["GM"] + fr["WM"]
+    blobs = []
+    for _ in range(count):
+        radius = _uniform(rng, config.mimic_radius_mm)
+        reach = np.ceil((radius * (1.0 + 3.0 * 0.2) + 2.0 * width) / sp).astype(int)
+        ok = parenchyma > 0.95
+        for b in blobs:  # no overlap with earlier blobs
+            ok[b["box"]] = False
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            pos = np.stack(np.unravel_index(idx, ok.shape), axis=1).astype(np.float64)
+            far = np.sqrt((((pos - centre_t) * sp) ** 2).sum(1)) > keep_out + radius + 4.0
+            inside = np.all((pos >= reach) & (pos < np.asarray(ok.shape) - reach), axis=1)
+            idx = idx[far & inside]
+        if idx.size == 0:
+            break
+        centre = np.array(np.unravel_index(int(rng.choice(idx)), ok.shape))
+        lo, hi = centre - reach, centre + reach + 1
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+        axes = [(np.arange(lo[i], hi[i]) - centre[i]) * sp[i] for i in range(3)]
+        dist = np.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2)
+        bshape = dist.shape
+        n_shape = anatomy.smooth_random_field(bshape, 3.0 / sp, rng)
+        alpha = anatomy.ramp(dist - radius * (1.0 + 0.2 * n_shape), width)
+        gm, wm = fr["GM"][box], fr["WM"][box]
+        f_mim = alpha * (gm + wm)
+        gm *= 1.0 - alpha
+        wm *= 1.0 - alpha
+        n_c = anatomy.smooth_random_field(bshape, 6.0 / sp, rng)
+        blobs.append(
+            {
+                "box": box,
+                "fraction": f_mim.astype(np.float32),
+                "variation": np.clip(1.0 + 0.2 * n_c, 0.5, 1.5).astype(np.float32),
+                "info": {"centre_voxel": centre.tolist(), "radius_mm": radius},
+            }
+        )
+    return blobs
+
+
+def _mimic_t1(blob: dict, concentration: float) -> np.ndarray:
+    return gadolinium_t1(BRAIN_TISSUES[BRAIN_MIMIC].t1, concentration * blob["variation"], GADOLINIUM_R1)
+
+
+def _calibrate_mimics(mimics: list, t1gd: np.ndarray, bias: np.ndarray, et: np.ndarray, brain: np.ndarray) -> None:
+    """Solve each blob's equivalent concentration so that its mean T1Gd signal times ``bias`` over its label
+    voxels equals that of ET (``t1gd``: the clean T1Gd signal without mimics); sets ``blob["t1"]`` in place."""
+    if not et.any():
+        target = None
+    else:
+        target = float((t1gd * bias)[et].mean())
+    timing = BRAIN_SEQUENCES["T1Gd"]
+    for m in mimics:
+        box, frac = m["box"], m["fraction"]
+        voxels = (frac >= 0.5) & brain[box]
+        if target is None or not voxels.any():
+            conc = 0.0
+        else:
+            base, b, f = t1gd[box][voxels], bias[box][voxels], frac[voxels]
+
+            def mean_signal(c, m=m, voxels=voxels, base=base, b=b, f=f):
+                sig = _tissue_signal(BRAIN_MIMIC, timing, t1_override=_mimic_t1(m, c)[voxels])
+                return float(((base + f * sig) * b).mean())
+
+            lo, hi = 0.0, 20.0
+            for _ in range(40):  # the signal grows monotonically with the concentration
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if mean_signal(mid) < target else (lo, mid)
+            conc = 0.5 * (lo + hi)
+        m["t1"] = _mimic_t1(m, conc).astype(np.float32)
+        m["info"]["equivalent_concentration_mM"] = conc
+
+
+def _labels(cshape, fr: dict, tum: dict, mimics: list, brain_mask: np.ndarray) -> np.ndarray:
+    """Majority class of each brain voxel in the crop (0, 1 NCR, 2 ED, 4 ET, 5 mimic)."""
+    lab = np.zeros(cshape, dtype=np.uint8)
+    if tum:
+        lf = tum["fractions"]
+        box = tum["box"]
+        normal = fr["GM"][box] + fr["WM"][box] + fr["CSF"][box]
+        stack = np.stack([normal, lf["necrosis"] + lf["tumour"], lf["oedema"], lf["enhancing"]])
+        codes = np.array([0, BRAIN_LABELS["NCR"], BRAIN_LABELS["ED"], BRAIN_LABELS["ET"]], dtype=np.uint8)
+        lab[box] = codes[np.argmax(stack, axis=0)] * brain_mask[box]
+    for m in mimics:
+        sub = lab[m["box"]]
+        sub[(m["fraction"] >= 0.5) & brain_mask[m["box"]]] = BRAIN_LABELS["HEM"]
+    return lab
+
+
+def _clean_signal(name: str, fr: dict, tum: dict) -> np.ndarray:
+    """Noise-free, bias-free signal of sequence ``name`` in the crop, without the mimics."""
+    timing = BRAIN_SEQUENCES[name]
+    img = partial_volume(fr, {k: _tissue_signal(k, timing) for k in fr})
+    if tum:
+        lf = tum["fractions"]
+        sig = {k: _tissue_signal(k, timing) for k in ("necrosis", "tumour", "oedema")}
+        if name == "T1Gd":
+            t1_post = gadolinium_t1(BRAIN_TISSUES["tumour"].t1, tum["concentration"], GADOLINIUM_R1)
+            sig["enhancing"] = _tissue_signal("tumour", timing, t1_override=t1_post)
+        else:
+            sig["enhancing"] = sig["tumour"]
+        img[tum["box"]] += partial_volume(lf, sig)
+    return img
+
+
+def _full_fractions(shape, crop, cshape, fr: dict, tum: dict, mimics: list) -> dict[str, np.ndarray]:
+    """Every tissue's fraction map on the full grid (``keep_fractions``)."""
+    fractions = {}
+    for k in ["GM", "WM", "CSF"] + (list(tum["fractions"]) if tum else []):
+        full = np.zeros(shape, dtype=np.float32)
+        if k in fr:
+            full[crop] = fr[k]
+        else:
+            sub = np.zeros(cshape, dtype=np.float32)
+            sub[tum["box"]] = tum["fractions"][k]
+            full[crop] = sub
+        fractions[k] = full
+    sub = np.zeros(cshape, dtype=np.float32)
+    for m in mimics:
+        sub[m["box"]] += m["fraction"]
+    fractions[BRAIN_MIMIC] = np.zeros(shape, dtype=np.float32)
+    fractions[BRAIN_MIMIC][crop] = sub
+    return fractions
+
+
 def _tissue_signal(name: str, timing, t1_override=None):
     t = BRAIN_TISSUES[name]
     return sequence_signal(t.pd, t.t1 if t1_override is None else t1_override, t.t2, timing)
@@ -210,8 +356,9 @@ def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomCo
         config: phantom settings (defaults: 1 mm template grid, SNR 30).
 
     Returns:
-        :class:`PhantomSubject` with images ``T1, T1Gd, T2, FLAIR`` (float32 ``(X, Y, Z)``), the BraTS label
-        map (0, 1 NCR, 2 ED, 4 ET), ``unique["T1Gd"]`` (ET mask) and the grid's affine.
+        :class:`PhantomSubject` with images ``T1, T1Gd, T2, FLAIR`` (float32 ``(X, Y, Z)``), the label map
+        (0, BraTS 1 NCR, 2 ED, 4 ET, and 5 blood products, the mimics), ``unique["T1Gd"]`` (ET mask) and the
+        grid's affine.
     """
     cfg = config or BrainPhantomConfig()
     if index < 0:
@@ -219,8 +366,8 @@ def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomCo
     spacing, shape = _grid(cfg)
     template, factor = anatomy.template_on_grid(spacing)
     affine = anatomy.grid_affine(template.affine, factor)
-    streams = np.random.SeedSequence([int(seed), int(index), _BRAIN_STREAM]).spawn(4)
-    rng_anat, rng_tumour, rng_seq, rng_noise = (np.random.default_rng(s) for s in streams)
+    streams = np.random.SeedSequence([int(seed), int(index), _BRAIN_STREAM]).spawn(5)
+    rng_anat, rng_tumour, rng_seq, rng_noise, rng_mimic = (np.random.default_rng(s) for s in streams)
 
     # --- anatomy: scaled, deformed template on the output grid (computed on the brain's crop only)
     _, _, com = _template_box()
@@ -242,6 +389,7 @@ def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomCo
 
     # --- tumour
     tum = _tumour(fr, spacing, cfg, rng_tumour) if cfg.tumour else {}
+    mimics = _mimics(fr, spacing, cfg, rng_mimic, tum)
 
     # --- signals
     crop = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
@@ -250,25 +398,32 @@ def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomCo
     info.update(tum.get("info", {}))
     if tum:
         info["tumour_centre_voxel"] = [int(c + a) for c, a in zip(info["tumour_centre_voxel"], start, strict=True)]
+    info["mimics"] = [
+        {**m["info"], "centre_voxel": [int(c + a) for c, a in zip(m["info"]["centre_voxel"], start, strict=True)]}
+        for m in mimics
+    ]
     jitter = np.log1p(max(cfg.intensity_jitter, 0.0))
+    gains: dict[str, float] = {}
     biases: dict[str, np.ndarray] = {}
-    for name in BRAIN.names:
-        timing = BRAIN_SEQUENCES[name]
-        img = partial_volume(fr, {k: _tissue_signal(k, timing) for k in fr})
-        if tum:
-            lf = tum["fractions"]
-            sig = {k: _tissue_signal(k, timing) for k in ("necrosis", "tumour", "oedema")}
-            if name == "T1Gd":
-                t1_post = gadolinium_t1(BRAIN_TISSUES["tumour"].t1, tum["concentration"], GADOLINIUM_R1)
-                sig["enhancing"] = _tissue_signal("tumour", timing, t1_override=t1_post)
-            else:
-                sig["enhancing"] = sig["tumour"]
-            img[tum["box"]] += partial_volume(lf, sig)
-        gain = INTENSITY_SCALE * float(np.exp(rng_seq.uniform(-jitter, jitter))) if jitter > 0 else INTENSITY_SCALE
+    for name in BRAIN.names:  # acquisition settings first: the mimics are calibrated under T1Gd's bias field
+        gains[name] = (
+            INTENSITY_SCALE * float(np.exp(rng_seq.uniform(-jitter, jitter))) if jitter > 0 else INTENSITY_SCALE
+        )
         group = BIAS_GROUPS.get(name, name)
         if group not in biases:
             biases[group] = anatomy.bias_field(cshape, rng_seq, cfg.bias_strength)
-        img *= biases[group] * np.float32(gain)
+    lab = _labels(cshape, fr, tum, [], brain_mask)
+    clean = {name: _clean_signal(name, fr, tum) for name in BRAIN.names}
+    bias_t1gd = biases[BIAS_GROUPS.get("T1Gd", "T1Gd")]
+    _calibrate_mimics(mimics, clean["T1Gd"], bias_t1gd, lab == BRAIN_LABELS["ET"], brain_mask)
+    for m, record in zip(mimics, info["mimics"], strict=True):
+        record["equivalent_concentration_mM"] = m["info"]["equivalent_concentration_mM"]
+    for name in BRAIN.names:
+        timing = BRAIN_SEQUENCES[name]
+        img = clean.pop(name)
+        for m in mimics:  # no enhancement: the same short T1 before and after contrast
+            img[m["box"]] += m["fraction"] * _tissue_signal(BRAIN_MIMIC, timing, t1_override=m["t1"]).astype(np.float32)
+        img *= biases[BIAS_GROUPS.get(name, name)] * np.float32(gains[name])
         if cfg.snr:
             sigma = float(img[brain_mask].mean()) / float(cfg.snr) if brain_mask.any() else 0.0
             img = anatomy.add_rician_noise(img, sigma, np.random.default_rng(rng_noise.integers(2**63)))
@@ -276,34 +431,15 @@ def generate_brain_subject(seed: int = 0, index: int = 0, config: BrainPhantomCo
         out = np.zeros(shape, dtype=np.float32)
         out[crop] = img
         images[name] = out
-        info[f"gain_{name}"] = gain
+        info[f"gain_{name}"] = gains[name]
 
     # --- labels: the majority class of each brain voxel
     label = np.zeros(shape, dtype=np.uint8)
-    lab = np.zeros(cshape, dtype=np.uint8)
-    if tum:
-        lf = tum["fractions"]
-        box = tum["box"]
-        normal = fr["GM"][box] + fr["WM"][box] + fr["CSF"][box]
-        stack = np.stack([normal, lf["necrosis"] + lf["tumour"], lf["oedema"], lf["enhancing"]])
-        codes = np.array([0, BRAIN_LABELS["NCR"], BRAIN_LABELS["ED"], BRAIN_LABELS["ET"]], dtype=np.uint8)
-        lab[box] = codes[np.argmax(stack, axis=0)] * brain_mask[box]
+    lab = _labels(cshape, fr, tum, mimics, brain_mask)
     label[crop] = lab
     unique = {"T1Gd": (label == BRAIN_LABELS["ET"]).astype(np.uint8)}
 
-    fractions = None
-    if cfg.keep_fractions:
-        fractions = {}
-        names = ["GM", "WM", "CSF"] + (list(tum["fractions"]) if tum else [])
-        for k in names:
-            full = np.zeros(shape, dtype=np.float32)
-            if k in fr:
-                full[crop] = fr[k]
-            else:
-                sub = np.zeros(cshape, dtype=np.float32)
-                sub[tum["box"]] = tum["fractions"][k]
-                full[crop] = sub
-            fractions[k] = full
+    fractions = _full_fractions(shape, crop, cshape, fr, tum, mimics) if cfg.keep_fractions else None
     return PhantomSubject(
         subject=brain_subject_id(index, cfg),
         images=images,

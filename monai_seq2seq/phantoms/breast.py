@@ -14,12 +14,18 @@ irregular lesion whose kinetic type is persistent, plateau or washout. Tissues c
 - DWI: ``S(b) = S0 (f exp(-b D*) + (1 - f) exp(-b ADC))``, fat suppressed.
 
 Planted regions: the lesion's enhancement (``unique-DCE``) and its restricted diffusion (``unique-DWI``).
+
+Mimics of the planted regions (labels 4 and 5, ``BREAST_MIMICS``): a haematoma elsewhere in the breast, as bright
+as the lesion on the DCE series (mean over frames) but bright before contrast and non-enhancing, so T1/FatSatT1
+predict it; and a cyst beside the lesion whose long T2 makes it as bright as the lesion on DWI (mean over
+b-values) without restricted diffusion, so T2 predicts it. Their T1 (haematoma) and T2 (cyst) are solved per
+subject from the lesion's own parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,6 +37,7 @@ from monai_seq2seq.phantoms.tissues import (
     BIAS_GROUPS,
     BREAST_KINETICS,
     BREAST_LABELS,
+    BREAST_MIMICS,
     BREAST_SEQUENCES,
     BREAST_TISSUES,
     FAT_SATURATION_FACTOR,
@@ -38,6 +45,7 @@ from monai_seq2seq.phantoms.tissues import (
     KINETIC_TYPES,
     LESION_KINETIC_RANGES,
     Kinetics,
+    Tissue,
 )
 
 __all__ = ["BreastPhantomConfig", "generate_breast_subject", "breast_subject_id", "lesion_kinetics"]
@@ -57,6 +65,8 @@ class BreastPhantomConfig:
         intensity_jitter: per-sequence global scale drawn log-uniformly in ``[1/(1+j), 1+j]`` (0 = none).
         max_cysts: up to this many cysts (uniform 0..max).
         lesion_radius_mm: range of the lesion radius.
+        mimics: add the lesion's mimics (a haematoma for the DCE series, a shine-through cyst for DWI).
+        mimic_radius_mm: range of a mimic's radii.
         kinetic_type: force ``"persistent"``, ``"plateau"`` or ``"washout"``; ``None`` draws one.
         dce_times: DCE frame times in s (default: the protocol's).
         bvalues: DWI b-values in s/mm^2 (default: the protocol's).
@@ -75,6 +85,8 @@ class BreastPhantomConfig:
     intensity_jitter: float = 0.2
     max_cysts: int = 3
     lesion_radius_mm: tuple[float, float] = (6.0, 12.0)
+    mimics: bool = True
+    mimic_radius_mm: tuple[float, float] = (5.0, 9.0)
     kinetic_type: str | None = None
     dce_times: Sequence[float] = DCE_TIMES_S
     bvalues: Sequence[float] = DWI_BVALUES
@@ -146,7 +158,7 @@ def _grid(config: BreastPhantomConfig):
     return shape, sp, affine, coords
 
 
-def _geometry(shape, sp, coords, cfg: BreastPhantomConfig, rng: np.random.Generator):
+def _geometry(shape, sp, coords, cfg: BreastPhantomConfig, rng: np.random.Generator, rng_mimic: np.random.Generator):
     """Tissue fraction maps and geometry parameters."""
     x, y, z = coords
     width = float(np.mean(sp))
@@ -193,24 +205,106 @@ def _geometry(shape, sp, coords, cfg: BreastPhantomConfig, rng: np.random.Genera
         radii = tuple(float(rng.uniform(3.0, 7.0)) for _ in range(3))
         cysts.append({"centre": c, "radii": radii})
         paint.paint("cyst", anatomy.ramp(_ellipsoid_sd((x, y, z), c, radii), width))
-    # lesion: irregular mass
-    lesion = {}
+    # lesion: irregular mass (painted last, over its mimics)
+    lesion, mimics = {}, {}
     if deep.size:
         c = [float(coords[i].ravel()[v]) for i, v in enumerate(np.unravel_index(int(rng.choice(deep)), shape))]
         radius = float(rng.uniform(*cfg.lesion_radius_mm))
         n_shape = anatomy.smooth_random_field(shape, 3.0 / sp, rng)
         alpha = anatomy.ramp(dist_axes(c) - radius * (1.0 + 0.3 * n_shape), width)
-        paint.paint("lesion", alpha)
         lesion = {"centre_mm": c, "radius_mm": radius}
-    paint.fractions.setdefault("cyst", np.zeros(shape, dtype=np.float32))
-    paint.fractions.setdefault("lesion", np.zeros(shape, dtype=np.float32))
+        if cfg.mimics:
+            mimics = _paint_mimics(paint, (x, y, z), sd_breast, deep, lesion, cfg, rng_mimic, width)
+        paint.paint("lesion", alpha)
+    for name in ("cyst", "lesion", *BREAST_MIMICS.values()):
+        paint.fractions.setdefault(name, np.zeros(shape, dtype=np.float32))
     info = {"chest_wall_mm": wall, "breasts": breasts, "cysts": cysts, "lesion": lesion, "fgt_density": density}
+    info["mimics"] = mimics
     return paint.fractions, info
 
 
-def _signals(timing, fat_sat: bool) -> dict[str, float]:
+def _paint_mimics(paint: _Painter, xyz, sd_breast, deep, lesion: dict, cfg, rng: np.random.Generator, width: float):
+    """Paint the haematoma (away from the lesion) and the shine-through cyst (beside it); return their geometry."""
+    shape = sd_breast.shape
+    lc, lr = np.asarray(lesion["centre_mm"]), float(lesion["radius_mm"])
+    pos = np.stack([xyz[i].ravel()[np.unravel_index(deep, shape)[i]] for i in range(3)], axis=1)
     out = {}
-    for name, t in BREAST_TISSUES.items():
+    # the cyst: touching the lesion's outer boundary (irregularity up to +30 %) in a random direction
+    r_c = tuple(float(rng.uniform(*cfg.mimic_radius_mm)) for _ in range(3))
+    for _ in range(32):
+        u = rng.standard_normal(3)
+        centre = lc + u / np.linalg.norm(u) * (1.35 * lr + max(r_c) + 1.0)
+        index = tuple(int(np.argmin(np.abs(xyz[i].ravel() - centre[i]))) for i in range(3))
+        if sd_breast[index] < -max(r_c) - 2.0:
+            paint.paint("shine_cyst", anatomy.ramp(_ellipsoid_sd(xyz, centre.tolist(), r_c), width))
+            out["shine_cyst"] = {"centre_mm": centre.tolist(), "radii_mm": list(r_c)}
+            break
+    # the haematoma: anywhere deep in the breasts, clear of the lesion and the cyst
+    r_h = tuple(float(rng.uniform(*cfg.mimic_radius_mm)) for _ in range(3))
+    clear = np.linalg.norm(pos - lc, axis=1) > 1.4 * lr + max(r_h) + 4.0
+    if "shine_cyst" in out:
+        clear &= np.linalg.norm(pos - np.asarray(out["shine_cyst"]["centre_mm"]), axis=1) > max(r_c) + max(r_h) + 4.0
+    if clear.any():
+        centre = pos[int(rng.choice(np.flatnonzero(clear)))]
+        paint.paint("haematoma", anatomy.ramp(_ellipsoid_sd(xyz, centre.tolist(), r_h), width))
+        out["haematoma"] = {"centre_mm": centre.tolist(), "radii_mm": list(r_h)}
+    return out
+
+
+def _t1_for_signal(tissue: Tissue, signal: float, timing) -> float:
+    """T1 (ms) giving the spin-echo ``signal`` at ``timing`` for the tissue's PD and T2."""
+    recovery = np.clip(signal / (tissue.pd * np.exp(-timing.te / tissue.t2)), 1e-6, 1.0 - 1e-6)
+    return float(-timing.tr / np.log1p(-recovery))
+
+
+def _t2_for_signal(tissue: Tissue, signal: float, timing) -> float:
+    """T2 (ms) giving the spin-echo ``signal`` at ``timing`` for the tissue's PD and T1."""
+    decay = np.clip(signal / (tissue.pd * (1.0 - np.exp(-timing.tr / tissue.t1))), 1e-6, 1.0 - 1e-6)
+    return float(-timing.te / np.log(decay))
+
+
+def _calibrate_mimics(fr, enh: Mapping[str, np.ndarray], bvals, bias_dce, bias_dwi) -> dict[str, Tissue]:
+    """The breast tissues with the mimics' free parameter solved for this subject.
+
+    The DCE mean over frames and the DWI mean over b-values are linear in a tissue's signal; each mimic's
+    signal is solved (bisection) so that the haematoma's median DCE signal over its label voxels (bias field and
+    partial volume included) equals the lesion's, and likewise the shine-through cyst's median DWI signal: raw
+    intensity then separates lesion and mimic at chance. The haematoma's T1 and the cyst's T2 follow from
+    those signals.
+    """
+    tissues = dict(BREAST_TISSUES)
+    t1w, dwi = BREAST_SEQUENCES["T1"], BREAST_SEQUENCES["DWI"]
+    lesion = fr["lesion"] >= 0.5
+    for mimic, timing, bias in (("haematoma", t1w, bias_dce), ("shine_cyst", dwi, bias_dwi)):
+        voxels = fr[mimic] >= 0.5
+        if not (voxels.any() and lesion.any()):
+            continue
+        if mimic == "haematoma":  # no enhancement: its mean over frames is its pre-contrast signal
+            weights = {k: 1.0 + float(np.mean(e)) for k, e in enh.items()}
+            sig = {k: v * weights.get(k, 1.0) for k, v in _signals(t1w, fat_sat=False, tissues=tissues).items()}
+            per_unit = 1.0
+        else:
+            att = {k: float(np.mean(ivim_attenuation(bvals, t.adc, t.perfusion_fraction))) for k, t in tissues.items()}
+            sig = {k: v * att[k] for k, v in _signals(dwi, fat_sat=True, tissues=tissues).items()}
+            per_unit = att[mimic]
+        sig[mimic] = 0.0
+        others = partial_volume(fr, sig) * bias
+        target = float(np.median(others[lesion]))
+        base, unit = others[voxels], (fr[mimic] * bias)[voxels] * per_unit
+        lo, hi = 0.0, 4.0 * target / max(float(unit.min()), 1e-3)
+        for _ in range(40):  # the median grows monotonically with the mimic's signal
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if np.median(base + unit * mid) < target else (lo, mid)
+        signal = 0.5 * (lo + hi)
+        solve = _t1_for_signal if mimic == "haematoma" else _t2_for_signal
+        field = "t1" if mimic == "haematoma" else "t2"
+        tissues[mimic] = replace(tissues[mimic], **{field: solve(tissues[mimic], signal, timing)})
+    return tissues
+
+
+def _signals(timing, fat_sat: bool, tissues: Mapping[str, Tissue] = BREAST_TISSUES) -> dict[str, float]:
+    out = {}
+    for name, t in tissues.items():
         s = float(sequence_signal(t.pd, t.t1, t.t2, timing))
         out[name] = s * FAT_SATURATION_FACTOR if (fat_sat and t.fat) else s
     return out
@@ -227,16 +321,16 @@ def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantom
     Returns:
         :class:`~.subject.PhantomSubject` with 3D images ``T1, FatSatT1, T2, WashIn, WashOut`` (``(X, Y, Z)``) and
         4D ``DCE, FatSatDCE`` (``(6, X, Y, Z)``) and ``DWI`` (``(4, X, Y, Z)``), all float32; the label map
-        (1 FGT, 2 cyst, 3 lesion), ``unique["DCE"]`` and ``unique["DWI"]`` (the lesion), the affine and frame
-        values.
+        (1 FGT, 2 cyst, 3 lesion, 4 haematoma, 5 shine-through cyst), ``unique["DCE"]`` and ``unique["DWI"]``
+        (the lesion), the affine and frame values.
     """
     cfg = config or BreastPhantomConfig()
     if index < 0:
         raise ValueError(f"subject index must be >= 0, got {index}.")
     shape, sp, affine, coords = _grid(cfg)
-    streams = np.random.SeedSequence([int(seed), int(index), _BREAST_STREAM]).spawn(4)
-    rng_geo, rng_kin, rng_seq, rng_noise = (np.random.default_rng(s) for s in streams)
-    fr, info = _geometry(shape, sp, coords, cfg, rng_geo)
+    streams = np.random.SeedSequence([int(seed), int(index), _BREAST_STREAM]).spawn(5)
+    rng_geo, rng_kin, rng_seq, rng_noise, rng_mimic = (np.random.default_rng(s) for s in streams)
+    fr, info = _geometry(shape, sp, coords, cfg, rng_geo, rng_mimic)
 
     ktype = cfg.kinetic_type if cfg.kinetic_type is not None else str(rng_kin.choice(KINETIC_TYPES))
     kin = dict(BREAST_KINETICS)
@@ -254,35 +348,43 @@ def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantom
     times = [float(t) for t in cfg.dce_times]
     bvals = [float(b) for b in cfg.bvalues]
     body = (1.0 - fr["air"]) > 0.5
+    names = ("T1", "FatSatT1", "T2", "DCE", "FatSatDCE", "DWI")
+    jitter = np.log1p(max(cfg.intensity_jitter, 0.0))
+    gains: dict[str, float] = {}
+    biases: dict[str, np.ndarray] = {}
+    for name in names:  # acquisition settings first: the mimics are calibrated under the bias fields
+        gains[name] = (
+            INTENSITY_SCALE * float(np.exp(rng_seq.uniform(-jitter, jitter))) if jitter > 0 else INTENSITY_SCALE
+        )
+        group = BIAS_GROUPS.get(name, name)
+        if group not in biases:
+            biases[group] = anatomy.bias_field(shape, rng_seq, cfg.bias_strength)
+    enh = {name: enhancement(k, times) for name, k in kin.items()}
+    tissues = _calibrate_mimics(fr, enh, bvals, biases[BIAS_GROUPS.get("DCE", "DCE")], biases["DWI"])
+    info["mimic_tissues"] = {k: vars(tissues[k]).copy() for k in set(BREAST_MIMICS.values())}
 
-    t1 = _signals(BREAST_SEQUENCES["T1"], fat_sat=False)
-    t1fs = _signals(BREAST_SEQUENCES["T1"], fat_sat=True)
+    t1 = _signals(BREAST_SEQUENCES["T1"], fat_sat=False, tissues=tissues)
+    t1fs = _signals(BREAST_SEQUENCES["T1"], fat_sat=True, tissues=tissues)
     clean: dict[str, np.ndarray] = {
         "T1": partial_volume(fr, t1),
         "FatSatT1": partial_volume(fr, t1fs),
-        "T2": partial_volume(fr, _signals(BREAST_SEQUENCES["T2"], fat_sat=False)),
+        "T2": partial_volume(fr, _signals(BREAST_SEQUENCES["T2"], fat_sat=False, tissues=tissues)),
     }
-    enh = {name: enhancement(k, times) for name, k in kin.items()}
     for name, base in (("DCE", t1), ("FatSatDCE", t1fs)):
         frames = []
         for f in range(len(times)):
             sig = {k: v * (1.0 + float(enh[k][f])) if k in enh else v for k, v in base.items()}
             frames.append(partial_volume(fr, sig))
         clean[name] = np.stack(frames)
-    s0 = _signals(BREAST_SEQUENCES["DWI"], fat_sat=True)
-    att = {k: ivim_attenuation(bvals, t.adc, t.perfusion_fraction) for k, t in BREAST_TISSUES.items()}
+    s0 = _signals(BREAST_SEQUENCES["DWI"], fat_sat=True, tissues=tissues)
+    att = {k: ivim_attenuation(bvals, t.adc, t.perfusion_fraction) for k, t in tissues.items()}
     clean["DWI"] = np.stack([partial_volume(fr, {k: s0[k] * float(att[k][i]) for k in s0}) for i in range(len(bvals))])
 
-    jitter = np.log1p(max(cfg.intensity_jitter, 0.0))
     images: dict[str, np.ndarray] = {}
-    biases: dict[str, np.ndarray] = {}
-    for name in ("T1", "FatSatT1", "T2", "DCE", "FatSatDCE", "DWI"):
+    for name in names:
         img = clean.pop(name)
-        gain = INTENSITY_SCALE * float(np.exp(rng_seq.uniform(-jitter, jitter))) if jitter > 0 else INTENSITY_SCALE
-        group = BIAS_GROUPS.get(name, name)
-        if group not in biases:
-            biases[group] = anatomy.bias_field(shape, rng_seq, cfg.bias_strength)
-        img *= biases[group] * np.float32(gain)
+        gain = gains[name]
+        img *= biases[BIAS_GROUPS.get(name, name)] * np.float32(gain)
         if cfg.snr:
             ref = img[0] if img.ndim == 4 else img
             sigma = float(ref[body].mean()) / float(cfg.snr) if body.any() else 0.0
@@ -296,7 +398,7 @@ def generate_breast_subject(seed: int = 0, index: int = 0, config: BreastPhantom
     images["WashIn"], images["WashOut"] = wash_in * body, wash_out * body
 
     label = np.zeros(shape, dtype=np.uint8)
-    for name in ("FGT", "cyst", "lesion"):
+    for name in ("FGT", "cyst", "haematoma", "shine_cyst", "lesion"):
         label[fr[name] >= 0.5] = BREAST_LABELS[name]
     lesion_mask = (fr["lesion"] >= 0.5).astype(np.uint8)
     restricted = BREAST_TISSUES["lesion"].adc < 0.75 * BREAST_TISSUES["FGT"].adc

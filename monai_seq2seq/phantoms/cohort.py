@@ -20,6 +20,7 @@ from monai.data import MetaTensor
 from monai_seq2seq.core.protocols import BRAIN, BREAST, Protocol
 from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
 from monai_seq2seq.phantoms.breast import BreastPhantomConfig, generate_breast_subject
+from monai_seq2seq.phantoms.realism import apply_realism, resolve_realism
 from monai_seq2seq.phantoms.subject import PhantomSubject
 
 __all__ = ["subject_to_sample", "PhantomCohort", "BrainPhantomCohort", "BreastPhantomCohort"]
@@ -76,16 +77,25 @@ class PhantomCohort(torch.utils.data.Dataset):
         num_subjects: cohort size.
         seed: cohort seed; ``(seed, index)`` fixes a subject bit for bit.
         config: phantom settings of the cohort.
+        realism: clinical acquisition effects (``None``: clean, the default): ``"clinical"``, effect names such as
+            ``"bias,noise"`` or a :class:`~.realism.RealismConfig`; see :func:`~.realism.apply_realism`.
     """
 
     protocol: Protocol
 
-    def __init__(self, num_subjects: int, seed: int, config) -> None:
+    def __init__(self, num_subjects: int, seed: int, config, realism=None) -> None:
         if int(num_subjects) < 0:
             raise ValueError(f"num_subjects must be >= 0, got {num_subjects}.")
         self.num_subjects = int(num_subjects)
         self.seed = int(seed)
         self.config = config
+        self.realism = resolve_realism(realism)
+
+    def _realistic(self, subject: PhantomSubject, index: int) -> PhantomSubject:
+        """The subject with the cohort's clinical effects (unchanged without them)."""
+        if self.realism is None:
+            return subject
+        return apply_realism(subject, self.protocol, self.realism, seed=self.seed, index=index)
 
     def __len__(self) -> int:
         return self.num_subjects
@@ -123,6 +133,7 @@ class BrainPhantomCohort(PhantomCohort):
         seed: cohort seed.
         config: :class:`~.brain.BrainPhantomConfig`; keyword arguments override its fields
             (e.g. ``BrainPhantomCohort(4, spacing=2.0, snr=None)``).
+        realism: clinical effects (``None``: clean), e.g. ``"clinical"`` or ``"bias,noise"``.
 
     Example::
 
@@ -132,11 +143,19 @@ class BrainPhantomCohort(PhantomCohort):
 
     protocol = BRAIN
 
-    def __init__(self, num_subjects: int = 20, seed: int = 0, config: BrainPhantomConfig | None = None, **overrides):
-        super().__init__(num_subjects, seed, replace(config or BrainPhantomConfig(), **overrides))
+    def __init__(
+        self,
+        num_subjects: int = 20,
+        seed: int = 0,
+        config: BrainPhantomConfig | None = None,
+        realism=None,
+        **overrides,
+    ):
+        super().__init__(num_subjects, seed, replace(config or BrainPhantomConfig(), **overrides), realism)
 
     def generate(self, index: int) -> PhantomSubject:
-        return generate_brain_subject(self.seed, self._index(index), self.config)
+        i = self._index(index)
+        return self._realistic(generate_brain_subject(self.seed, i, self.config), i)
 
     def subject_ids(self) -> list[str]:
         return [f"{self.config.id_prefix}{i:05d}" for i in range(self.num_subjects)]
@@ -150,15 +169,24 @@ class BreastPhantomCohort(PhantomCohort):
         seed: cohort seed.
         config: :class:`~.breast.BreastPhantomConfig`; keyword arguments override its fields
             (e.g. ``BreastPhantomCohort(4, shape=(80, 48, 32), spacing=4.0)``).
+        realism: clinical effects (``None``: clean), e.g. ``"clinical"`` or ``"bias,noise"``.
     """
 
     protocol = BREAST
 
-    def __init__(self, num_subjects: int = 20, seed: int = 0, config: BreastPhantomConfig | None = None, **overrides):
-        super().__init__(num_subjects, seed, replace(config or BreastPhantomConfig(), **overrides))
+    def __init__(
+        self,
+        num_subjects: int = 20,
+        seed: int = 0,
+        config: BreastPhantomConfig | None = None,
+        realism=None,
+        **overrides,
+    ):
+        super().__init__(num_subjects, seed, replace(config or BreastPhantomConfig(), **overrides), realism)
 
     def generate(self, index: int) -> PhantomSubject:
-        return generate_breast_subject(self.seed, self._index(index), self.config)
+        i = self._index(index)
+        return self._realistic(generate_breast_subject(self.seed, i, self.config), i)
 
     def subject_ids(self) -> list[str]:
         return [f"{self.config.id_prefix}{i:05d}" for i in range(self.num_subjects)]

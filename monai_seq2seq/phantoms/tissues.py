@@ -19,9 +19,11 @@ __all__ = [
     "BRAIN_TISSUES",
     "BRAIN_SEQUENCES",
     "BRAIN_LABELS",
+    "BRAIN_MIMIC",
     "BREAST_TISSUES",
     "BREAST_SEQUENCES",
     "BREAST_LABELS",
+    "BREAST_MIMICS",
     "BREAST_KINETICS",
     "LESION_KINETIC_RANGES",
     "KINETIC_TYPES",
@@ -96,9 +98,11 @@ BRAIN_TISSUES = MappingProxyType(
         "oedema": Tissue(t1=1500.0, t2=200.0, pd=0.90),
         "tumour": Tissue(t1=1300.0, t2=120.0, pd=0.85),
         "necrosis": Tissue(t1=2500.0, t2=300.0, pd=0.95),
+        # subacute blood products (intracellular methaemoglobin); its T1 is shortened per voxel, see BRAIN_MIMIC
+        "haemorrhage": Tissue(t1=1300.0, t2=45.0, pd=0.95),  # assumed
     }
 )
-"""Brain tissues (spec). Enhancing tumour is ``"tumour"`` plus gadolinium."""
+"""Brain tissues (spec). Enhancing tumour is ``"tumour"`` plus gadolinium; ``"haemorrhage"`` is the mimic."""
 
 BRAIN_SEQUENCES = MappingProxyType(
     {
@@ -109,8 +113,18 @@ BRAIN_SEQUENCES = MappingProxyType(
     }
 )
 
-BRAIN_LABELS = MappingProxyType({"NCR": 1, "ED": 2, "ET": 4})
-"""BraTS labels: 1 necrotic core / non-enhancing tumour, 2 peritumoral oedema, 4 enhancing tumour."""
+BRAIN_LABELS = MappingProxyType({"NCR": 1, "ED": 2, "ET": 4, "HEM": 5})
+"""BraTS labels: 1 necrotic core / non-enhancing tumour, 2 peritumoral oedema, 4 enhancing tumour; 5 (not BraTS)
+blood products, the bright-but-predictable mimic of ET (outside the tumour, so BraTS' WT/TC/ET are unchanged)."""
+
+BRAIN_MIMIC = "haemorrhage"
+"""The brain's mimic tissue: as bright as enhancing tumour on T1Gd, but equally bright on T1 (paramagnetic
+methaemoglobin shortens T1 before contrast, and it does not enhance) and dark on T2 and FLAIR (its short T2), so
+T1 predicts it on T1Gd where nothing predicts ET.
+
+Its T1 shortening is written ``1/T1 = 1/T1_0 + r1 c`` like gadolinium's, with an equivalent concentration ``c``
+(times a smooth spatial variation like ET's) solved per blob so that the blob's mean T1Gd signal, bias field
+included, equals the subject's ET mean: in every subject raw intensity cannot tell them apart."""
 
 GADOLINIUM_R1 = 4.0
 """T1 relaxivity r1 in 1/(mM s): ``1/T1post = 1/T1 + r1 C``."""
@@ -129,6 +143,10 @@ BREAST_TISSUES = MappingProxyType(
         "thorax": Tissue(t1=1300.0, t2=30.0, pd=0.12, adc=1.5e-3, perfusion_fraction=0.10),  # lung, assumed
         "cyst": Tissue(t1=3000.0, t2=1000.0, pd=1.00, adc=2.8e-3, perfusion_fraction=0.0),
         "lesion": Tissue(t1=1200.0, t2=80.0, pd=0.70, adc=1.0e-3, perfusion_fraction=0.12),  # pd: ~iso on T1
+        # mimics, all assumed: a haematoma (T1 set per subject, see BREAST_MIMICS) and a cyst whose long T2
+        # shines through on DWI without restricted diffusion
+        "haematoma": Tissue(t1=400.0, t2=60.0, pd=0.90, adc=1.4e-3, perfusion_fraction=0.0),
+        "shine_cyst": Tissue(t1=2500.0, t2=85.0, pd=0.95, adc=2.4e-3, perfusion_fraction=0.0),
     }
 )
 """Breast tissues: T1/T2 (ms) from the spec, PD and perfusion fractions assumed, ADC (mm^2/s) from the spec."""
@@ -141,8 +159,15 @@ BREAST_SEQUENCES = MappingProxyType(
     }
 )
 
-BREAST_LABELS = MappingProxyType({"FGT": 1, "cyst": 2, "lesion": 3})
-"""Breast segmentation labels (0 elsewhere)."""
+BREAST_LABELS = MappingProxyType({"FGT": 1, "cyst": 2, "lesion": 3, "haematoma": 4, "shine_cyst": 5})
+"""Breast segmentation labels (0 elsewhere): 4 and 5 are the mimics of the lesion (see ``BREAST_MIMICS``)."""
+
+BREAST_MIMICS = MappingProxyType({"DCE": "haematoma", "DWI": "shine_cyst"})
+"""Planted sequence -> its mimic tissue. The haematoma is as bright as the enhancing lesion on the DCE series
+(mean over frames) but already bright before contrast and non-enhancing, so T1/FatSatT1 predict it (it is
+matched on DCE, the planted sequence; on FatSatDCE, whose fat is dark, it is not). The shine-through cyst is
+as bright as the restricted lesion on DWI (mean over b-values) through its long T2, with free diffusion, so T2
+predicts it."""
 
 FAT_SATURATION_FACTOR = 0.05
 """Fat saturation multiplies the fat signal by this factor."""

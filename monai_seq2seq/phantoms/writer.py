@@ -6,6 +6,8 @@ Brain: ``<root>/BraTS2021_XXXXX/BraTS2021_XXXXX_{t1,t1ce,t2,flair,seg}.nii.gz`` 
 Breast: ``<root>/<sid>/<sid>_<Sequence>.nii.gz`` (4D as ``(x, y, z, t)``), ``<sid>_DCE.json`` /
 ``<sid>_FatSatDCE.json`` with ``"VolumeTiming"``, ``<sid>_DWI.bval``, ``<sid>_seg.nii.gz``,
 ``<sid>_unique-<Sequence>.nii.gz`` and optionally DICOM series in ``<sid>/dicom/<Sequence>/``.
+A subject with clinical effects (``info["realism"]``, see :mod:`.realism`) also gets ``<sid>/<sid>_phantom.json``:
+its generation info with the effects' true parameters.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def breast_subject_files(sid: str, unique: Iterable[str] = ("DCE", "DWI")) -> di
     return files
 
 
+def _json_default(value):
+    """numpy scalars and arrays as plain JSON values."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else str(value)
+
+
 def _check_free(root: Path, rel_paths: Iterable[str], overwrite: bool) -> None:
     if overwrite:
         return
@@ -84,7 +91,8 @@ def write_subject(
     sid = subject.subject
     brain = protocol.name == BRAIN.name
     files = brain_subject_files(sid) if brain else breast_subject_files(sid, subject.unique)
-    _check_free(root, files.values(), overwrite)
+    sidecar = f"{sid}/{sid}_phantom.json" if subject.info.get("realism") else None
+    _check_free(root, [*files.values(), *([sidecar] if sidecar else [])], overwrite)
     for name in protocol.names:
         if name not in subject.images:
             continue
@@ -129,6 +137,8 @@ def write_subject(
                 study_instance_uid=study_uid,
                 frame_of_reference_uid=frame_uid,
             )
+    if sidecar:  # the generation info with the clinical effects' true parameters
+        atomic_write_text(root / sidecar, json.dumps(subject.info, indent=1, default=_json_default) + "\n")
     entry = {"subject": sid}
     entry.update({k: v for k, v in files.items() if k in subject.images or k == "label" or k.startswith("unique-")})
     entry["available"] = [n for n in protocol.names if n in subject.images]

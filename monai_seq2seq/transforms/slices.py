@@ -200,19 +200,32 @@ class Slices25D(Randomizable, Transform):
             return 0
         return int(self.R.randint(0, size - roi + 1)) if self.random else (size - roi) // 2
 
-    def randomize(self, spatial_shape: Sequence[int]) -> None:
-        """Draw the slice position and crop for a ``(X, Y, Z)`` grid (shared by every image cut next)."""
+    def randomize(self, spatial_shape: Sequence[int], focus: Sequence[int] | None = None) -> None:
+        """Draw the slice position and crop for a ``(X, Y, Z)`` grid (shared by every image cut next).
+
+        Args:
+            spatial_shape: ``(X, Y, Z)``.
+            focus: optional voxel ``(x, y, z)``: the stack and crop are centred on it (clipped to the grid)
+                instead of drawn; see :class:`Slices25Dd`'s ``focus_prob``.
+        """
         half = self.num_slices // 2
         depth = spatial_shape[self.axis]
         low = max(half, int(np.floor(self.margin * depth)))
         high = min(depth - 1 - half, int(np.ceil((1 - self.margin) * depth)) - 1)
         if high < low:
             low = high = depth // 2
-        centre = int(self.R.randint(low, high + 1)) if self.random else (low + high) // 2
-        self._index = np.clip(np.arange(centre - half, centre + half + 1), 0, depth - 1)
         plane = [s for a, s in enumerate(spatial_shape) if a != self.axis]
         self._roi = tuple(plane) if self.roi_size is None else self.roi_size
-        self._starts = [self._start(plane[0], self._roi[0]), self._start(plane[1], self._roi[1])]
+        if focus is not None:
+            centre = int(np.clip(focus[self.axis], half, max(half, depth - 1 - half)))
+            inplane = [int(v) for a, v in enumerate(focus) if a != self.axis]
+            self._starts = [
+                int(np.clip(c - r // 2, 0, max(0, n - r))) for c, r, n in zip(inplane, self._roi, plane, strict=True)
+            ]
+        else:
+            centre = int(self.R.randint(low, high + 1)) if self.random else (low + high) // 2
+            self._starts = [self._start(plane[0], self._roi[0]), self._start(plane[1], self._roi[1])]
+        self._index = np.clip(np.arange(centre - half, centre + half + 1), 0, depth - 1)
 
     def __call__(self, img: torch.Tensor, randomize: bool = True) -> torch.Tensor:
         if img.ndim != 4:
@@ -233,7 +246,15 @@ class Slices25Dd(Randomizable, MapTransform):
 
     Sequences left out of ``data["available"]`` are skipped; present ones must share one grid. Args as
     :class:`Slices25D`, plus ``keys`` and ``allow_missing_keys`` (skip absent keys instead of raising ``KeyError``;
-    pass ``True`` after :class:`~monai_seq2seq.transforms.RandSilenceSequencesd`, which deletes keys).
+    pass ``True`` after :class:`~monai_seq2seq.transforms.RandSilenceSequencesd`, which deletes keys), and:
+
+    Args:
+        focus_key: a label map on the same grid (e.g. ``"label"``); with ``focus_prob`` it steers stacks to
+            labelled voxels, as MONAI's ``RandCropByPosNegLabeld`` does crops: small regions (an enhancing
+            tumour, a haemorrhage) are otherwise in few random stacks. A sample without the key is cut as usual.
+        focus_prob: probability that a stack is centred on a random voxel of ``focus_labels`` (0: never, the
+            default: then the random stream is the same as without focusing).
+        focus_labels: label values to centre on; ``None``: any non-zero value.
     """
 
     backend = Slices25D.backend
@@ -247,9 +268,17 @@ class Slices25Dd(Randomizable, MapTransform):
         random: bool = True,
         margin: float = 0.15,
         allow_missing_keys: bool = False,
+        focus_key: str | None = None,
+        focus_prob: float = 0.0,
+        focus_labels: Sequence[int] | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        if not 0.0 <= float(focus_prob) <= 1.0:
+            raise ValueError(f"focus_prob must be in [0, 1], got {focus_prob}.")
         self.cutter = Slices25D(num_slices, axis, roi_size, random, margin)
+        self.focus_key = focus_key
+        self.focus_prob = float(focus_prob)
+        self.focus_labels = None if focus_labels is None else [int(v) for v in focus_labels]
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> Slices25Dd:
         super().set_random_state(seed, state)
@@ -258,6 +287,25 @@ class Slices25Dd(Randomizable, MapTransform):
 
     def randomize(self, data: Any = None) -> None:
         self.cutter.randomize(data)
+
+    def _focus(self, d: Mapping, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """A random labelled voxel to centre the stack on, or ``None`` (drawn only when focusing is on)."""
+        if self.focus_prob <= 0.0 or not self.cutter.random or d.get(self.focus_key) is None:
+            return None
+        if self.R.rand() >= self.focus_prob:
+            return None
+        label = torch.as_tensor(_plain(d[self.focus_key]))
+        label = label.reshape(-1, *label.shape[-3:])[0]
+        if tuple(label.shape) != shape:
+            raise ValueError(
+                f"{self.focus_key}: label grid {tuple(label.shape)} differs from the sequences' {shape}; "
+                "resample it with them or leave focus_prob at 0."
+            )
+        hits = label != 0 if self.focus_labels is None else torch.isin(label, torch.tensor(self.focus_labels))
+        voxels = torch.nonzero(hits)
+        if voxels.shape[0] == 0:
+            return None
+        return tuple(int(v) for v in voxels[int(self.R.randint(voxels.shape[0]))])
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
@@ -274,7 +322,7 @@ class Slices25Dd(Randomizable, MapTransform):
                     "resample them first (monai_seq2seq.transforms.MatchGridd)."
                 )
         self.cutter.R = self.R
-        self.randomize(shape)
+        self.cutter.randomize(shape, self._focus(d, shape))
         for key in keys:
             d[key] = self.cutter(d[key], randomize=False)
         return d
