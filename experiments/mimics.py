@@ -17,7 +17,6 @@ Writes ``mimics_<bundle>.md``, ``mimics_<bundle>.json`` and ``mimics_<bundle>.pn
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,7 @@ def source_diagnosis(synthesizer, volumes: dict, label, check) -> list[dict[str,
 
 def run(bundle: str, subjects: int, seed: int, overrides: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """Run the bundle's differentiation config and measure the checks; returns the JSON payload's results."""
-    from monai_seq2seq.cli.bundle import bundle_workflow
+    from monai_seq2seq.cli.bundle import bundle_workflow, untrained_synthesizer
 
     root = BUNDLES / bundle
     with bundle_workflow(
@@ -87,8 +86,7 @@ def run(bundle: str, subjects: int, seed: int, overrides: dict[str, Any], output
         phantom_seed=seed,
         **overrides,
     ) as workflow:
-        torch.manual_seed(seed)  # the untrained baseline: the network as initialised, before the weights load
-        baseline = copy.deepcopy(workflow.parser.get_parsed_content("synthesizer"))
+        baseline = untrained_synthesizer(workflow, seed)
         workflow.run()
         evaluator = workflow.parser.get_parsed_content("evaluator")
         rows = evaluator_mimic_aucs(evaluator, baseline)

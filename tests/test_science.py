@@ -4,15 +4,14 @@ Each runs the bundle's own differentiation config on held-out phantom subjects (
 They skip, saying why, while a bundle has no shipped weights.
 """
 
-import copy
 import json
 from pathlib import Path
 
 import pytest
-import torch
 from monai.bundle import ConfigWorkflow
 
 from monai_seq2seq.analysis.mimics import BASELINE_LIMIT, MAP_GOAL, evaluator_mimic_aucs
+from monai_seq2seq.cli.bundle import untrained_synthesizer
 from monai_seq2seq.cli.demo import planted_region_auc
 from monai_seq2seq.zoo.configs import config_files
 
@@ -37,8 +36,7 @@ def _differentiation(root: Path, out: Path, **overrides):
         **overrides,
     )
     workflow.initialize()
-    torch.manual_seed(0)  # the untrained baseline: the network as initialised, before the weights load
-    untrained = copy.deepcopy(workflow.parser.get_parsed_content("synthesizer"))
+    untrained = untrained_synthesizer(workflow, seed=0)  # before run(): the network as initialised
     workflow.run()
     evaluator = workflow.parser.get_parsed_content("evaluator")
     workflow.finalize()

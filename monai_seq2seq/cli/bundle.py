@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "bundle_workflow",
+    "untrained_synthesizer",
     "run_bundle_config",
     "resolve_bundle",
     "datalist_split",
@@ -78,6 +79,17 @@ def datalist_split(datalist: str | Path, split: str = "auto") -> str:
         f"datalist {str(datalist)!r} has no 'testing' subjects; subjects per list: {lists}: "
         f"choose one with --split {'|'.join(sorted(lists)) or '<list>'}."
     )
+
+
+def untrained_synthesizer(workflow: Any, seed: int = 0) -> Any:
+    """A copy of an initialised (not yet run) workflow's ``synthesizer``: the network as built, before its weights
+    load (the checkpoint loader runs when the workflow starts), seeded so the baseline is the same every run."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(int(seed))
+    return copy.deepcopy(workflow.parser.get_parsed_content("synthesizer"))
 
 
 @contextmanager

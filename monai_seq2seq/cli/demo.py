@@ -8,7 +8,6 @@ phantom's ground truth and writes ``outputs/report.md`` with the figures.
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import json
 import time
@@ -23,7 +22,7 @@ from monai_seq2seq.core.files import atomic_write_text, ensure_writable_dir
 from monai_seq2seq.core.machine import describe_machine
 
 from .advise import demo_section
-from .bundle import bundle_workflow, run_bundle_config
+from .bundle import bundle_workflow, run_bundle_config, untrained_synthesizer
 
 __all__ = ["run_demo", "planted_region_auc"]
 
@@ -65,13 +64,7 @@ def _region_aucs(evaluator: Any) -> list[dict[str, Any]]:
     return aucs
 
 
-def _untrained_synthesizer(workflow: Any, seed: int) -> Any:
-    """A copy of the workflow's synthesizer taken before its weights load: the network as initialised (seeded)."""
-    torch.manual_seed(int(seed))
-    return copy.deepcopy(workflow.parser.get_parsed_content("synthesizer"))
-
-
-def _mimic_section(rows: list[dict[str, Any]]) -> str:
+def _mimic_section(rows: list[dict[str, Any]], seed: int) -> str:
     """The report's decisive check (issue 24): planted region against bright-but-predictable mimics."""
     met = sum(r["goal_met"] for r in rows)
     shown = [{**r, "goal met": "yes" if r["goal_met"] else "**no**"} for r in rows]
@@ -81,7 +74,7 @@ The phantom also holds blood products (label 5): as bright as the enhancing tumo
 T1 (and dark on T2 and FLAIR), so the other sequences predict them. Brightness cannot tell ET from them; a map of
 what no other sequence predicts can. AUC of each score separating ET voxels from mimic voxels: M_d(T1Gd) of the
 weights above ("trained"), the raw normalised T1Gd intensity, and M_d(T1Gd) of an untrained network (the same
-architecture as initialised, seed {{seed}}). Goal: trained >= {MAP_GOAL}, both baselines <= {BASELINE_LIMIT}.
+architecture as initialised, seed {seed}). Goal: trained >= {MAP_GOAL}, both baselines <= {BASELINE_LIMIT}.
 
 {_table(shown, ["subject", "pair", "trained", "intensity", "untrained", "goal met"])}
 
@@ -140,7 +133,7 @@ def run_demo(
 
     t0 = time.perf_counter()
     with bundle_workflow(bundle_dir, "differentiation", output_dir=str(out_dir / "differentiation"), **common) as diff:
-        baseline = _untrained_synthesizer(diff, seed)
+        baseline = untrained_synthesizer(diff, seed)
         diff.run()
         t_diff = time.perf_counter() - t0
         evaluator = diff.parser.get_parsed_content("evaluator")
@@ -225,7 +218,7 @@ Mean AUC of M_d(T1Gd) inside the tumour: {summary["mean_auc_in_tumour"]:.3f}.
 
 {subjects_md}
 
-{_mimic_section(mimics).replace("{seed}", str(seed))}
+{_mimic_section(mimics, seed)}
 ## Synthesis of a missing sequence
 
 T1Gd was removed from one subject and synthesised from T1, T2 and FLAIR (multi-source fusion):
