@@ -34,6 +34,7 @@ __all__ = [
     "brain_cohorts",
     "brain_loader",
     "brain_normalise",
+    "breast_normalise",
     "command_line",
     "datalist_split",
     "json_safe",
@@ -328,4 +329,27 @@ def brain_normalise(keys: Sequence[str] = BRAIN_SEQUENCES):
 
     return Compose(
         [PercentileScaleIntensityd(list(keys), lower=0.5, upper=99.5, nonzero=True, allow_missing_keys=True)]
+    )
+
+
+def breast_normalise(keys: Sequence[str] | None = None):
+    """The breast bundle's normalisation (its ``configs/inference.json``): percentiles 0.5/99.5 of all voxels to
+    [0, 1], one scale per series (all frames of a 4D DCE or DWI together), the protocol's fixed intensity windows
+    for the wash-in/wash-out maps."""
+    from monai.transforms import Compose
+
+    from monai_seq2seq.core import get_protocol
+    from monai_seq2seq.transforms import PercentileScaleIntensityd
+
+    protocol = get_protocol("breast")
+    return Compose(
+        [
+            PercentileScaleIntensityd(
+                list(keys or protocol.names),
+                lower=0.5,
+                upper=99.5,
+                fixed_ranges=protocol.intensity_windows(),
+                allow_missing_keys=True,
+            )
+        ]
     )

@@ -25,11 +25,19 @@ import numpy as np
 import torch
 
 from experiments.common import BUNDLES, command_line, provenance, provenance_lines, pyplot, save_figure, write_json
-from monai_seq2seq.analysis.mimics import BASELINE_LIMIT, MAP_GOAL, MIMIC_CHECKS, evaluator_mimic_aucs
+from monai_seq2seq.analysis.maps import differentiation_map
+from monai_seq2seq.analysis.mimics import BASELINE_LIMIT, MAP_GOAL, MIMIC_CHECKS, evaluator_mimic_aucs, region_auc
 from monai_seq2seq.core.files import atomic_write_text
 from monai_seq2seq.inference.engine import subject_volumes
 
-__all__ = ["source_diagnosis", "run", "main"]
+__all__ = ["VARIANTS", "source_diagnosis", "map_variants", "run", "main"]
+
+VARIANTS = {
+    "mean_others": "mean over the other sources (eq. 5 without the self-reconstruction)",
+    "min_others": "min over the other sources (high only where no single source predicts the voxel)",
+    "fused_others": "error of the fused prediction from all other sources together",
+}
+"""Map variants scored beside the paper's map (eq. 5 with the self-reconstruction, the ``trained`` column)."""
 
 
 def _first_channel(label) -> np.ndarray:
@@ -37,11 +45,11 @@ def _first_channel(label) -> np.ndarray:
     return lab.reshape(-1, *lab.shape[-3:])[0].numpy()
 
 
-def source_diagnosis(synthesizer, volumes: dict, label, check) -> list[dict[str, Any]]:
+def source_diagnosis(predictions: dict, volumes: dict, label, check) -> list[dict[str, Any]]:
     """Mean real value, prediction and absolute error of each source inside the planted region and the mimic.
 
     Args:
-        synthesizer: the trained :class:`~monai_seq2seq.inference.Seq2SeqSynthesizer`.
+        predictions: source -> the trained network's prediction of ``check.sequence`` (``all_pairs``).
         volumes: available sequence -> (T, X, Y, Z) in [0, 1].
         label: the phantom's label map (..., X, Y, Z).
         check: a :class:`~monai_seq2seq.analysis.mimics.MimicCheck`.
@@ -52,7 +60,6 @@ def source_diagnosis(synthesizer, volumes: dict, label, check) -> list[dict[str,
     """
     lab = _first_channel(label)
     region, mimic = lab == check.region, lab == check.mimic
-    predictions = synthesizer.all_pairs(volumes, targets=[check.sequence], sources=list(volumes))[check.sequence]
     real = volumes[check.sequence].float()
     rows = []
     for source, pred in predictions.items():
@@ -73,6 +80,26 @@ def source_diagnosis(synthesizer, volumes: dict, label, check) -> list[dict[str,
     return rows
 
 
+def map_variants(synthesizer, predictions: dict, volumes: dict, label, check) -> dict[str, float]:
+    """AUC (planted region vs mimic) of each map of :data:`VARIANTS`.
+
+    Args:
+        synthesizer: the trained synthesizer (for the fused prediction from the other sources).
+        predictions: source -> prediction of ``check.sequence``, as in :func:`source_diagnosis`.
+        volumes, label, check: as in :func:`source_diagnosis`.
+    """
+    target = check.sequence
+    real = volumes[target]
+    others = [s for s in predictions if s != target]
+    fused = synthesizer.synthesize(volumes, target, sources=others)
+    maps = {
+        "mean_others": differentiation_map(real, predictions, target, include_self=False)[0],
+        "min_others": differentiation_map(real, predictions, target, include_self=False, reduction="min")[0],
+        "fused_others": (fused.float() - real.float()).abs(),
+    }
+    return {name: region_auc(m, label, check.region, check.mimic) for name, m in maps.items()}
+
+
 def run(bundle: str, subjects: int, seed: int, overrides: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """Run the bundle's differentiation config and measure the checks; returns the JSON payload's results."""
     from monai_seq2seq.cli.bundle import bundle_workflow, untrained_synthesizer
@@ -91,14 +118,25 @@ def run(bundle: str, subjects: int, seed: int, overrides: dict[str, Any], output
         evaluator = workflow.parser.get_parsed_content("evaluator")
         rows = evaluator_mimic_aucs(evaluator, baseline)
         checks = {c.sequence: c for c in MIMIC_CHECKS[evaluator.protocol.name]}
-        diagnosis = []
+        diagnosis, variants = [], {}
         for analysis in evaluator.state.analyses:
             volumes = subject_volumes(analysis.reference, evaluator.protocol)
+            label = analysis.reference["label"]
             for sequence, check in checks.items():
                 if sequence not in volumes:
                     continue
-                for row in source_diagnosis(evaluator.synthesizer, volumes, analysis.reference["label"], check):
+                synth = evaluator.synthesizer
+                predictions = synth.all_pairs(volumes, targets=[sequence], sources=list(volumes))[sequence]
+                for row in source_diagnosis(predictions, volumes, label, check):
                     diagnosis.append({"subject": analysis.subject, "sequence": sequence, **row})
+                scores = map_variants(synth, predictions, volumes, label, check)
+                if baseline is not None:  # the same variants of the untrained network: their own baseline
+                    untrained = baseline.all_pairs(volumes, targets=[sequence], sources=list(volumes))[sequence]
+                    base = map_variants(baseline, untrained, volumes, label, check)
+                    scores.update({f"untrained_{k}": v for k, v in base.items()})
+                variants[(analysis.subject, sequence)] = scores
+        for row in rows:
+            row.update(variants.get((row["subject"], row["sequence"]), {}))
     return {"aucs": rows, "diagnosis": diagnosis}
 
 
@@ -126,6 +164,27 @@ def _markdown(payload: dict[str, Any], mode: str) -> str:
     lines += [
         "",
         f"Goal met on {sum(r['goal_met'] for r in aucs)} of {len(aucs)}.",
+        "",
+        "## Variants of the map (same network, same subjects)",
+        "",
+        "The trained column above is the paper's map (eq. 5: mean error over every source, the self-reconstruction",
+        "included). It is high wherever the sources fail on average, so also on a mimic that one source shows and",
+        "the others cannot (in the brain, blood products: T1 shows them, T2 and FLAIR cannot). The variants:",
+        "",
+        *[f"- `{k}`: {v}" for k, v in VARIANTS.items()],
+        "",
+        "Each cell: trained / untrained (the same variant of the network as initialised, its own baseline).",
+        "",
+        "| subject | sequence | pair | " + " | ".join(VARIANTS) + " |",
+        "|---|---|---|" + "---|" * len(VARIANTS),
+        *[
+            "| "
+            + " | ".join(_fmt(r[k]) for k in ("subject", "sequence", "pair"))
+            + "".join(f" | {_fmt(r[k])} / {_fmt(r.get('untrained_' + k, float('nan')))}" for k in VARIANTS)
+            + " |"
+            for r in aucs
+            if all(k in r for k in VARIANTS)
+        ],
         "",
         "## Why: what each source predicts inside the planted region and inside the mimic",
         "",

@@ -59,8 +59,12 @@ CONDITIONS: dict[str, dict[str, Any] | None] = {
     "misalign": {"effects": "misalign"},
     "fov": {"effects": "fov"},
     "clinical": {"effects": "clinical"},
+    "misalign, registered": {"effects": "misalign", "register": "rigid"},
+    "clinical, registered": {"effects": "clinical", "register": "rigid"},
 }
-"""Condition -> ``apply_realism`` effects and levels (defaults of ``RealismConfig`` otherwise; clinical: SNR 20)."""
+"""Condition -> ``apply_realism`` effects and levels (defaults of ``RealismConfig`` otherwise; clinical: SNR 20);
+``register``: the bundles' ``--register rigid`` step (:class:`~monai_seq2seq.transforms.RegisterToReferenced`, every
+sequence onto T1) runs before normalisation."""
 PAIRS = [(s, t) for s in BRAIN_SEQUENCES for t in BRAIN_SEQUENCES if s != t]
 """The 12 ordered translations of the table (self-reconstructions enter the ranking only)."""
 MODES = {
@@ -84,12 +88,16 @@ def _network(kind: str, device: str) -> torch.nn.Module:
     return build_zoo_seq2seq("tiny", "C", protocol=BRAIN, default_target="T2", upsample_mode="nearest").to(device)
 
 
-def _volumes(subject) -> dict[str, torch.Tensor]:
-    """The bundle-normalised ``(1, X, Y, Z)`` float tensors of a phantom subject."""
+def _volumes(subject, register: str | None = None) -> dict[str, torch.Tensor]:
+    """The bundle-normalised ``(1, X, Y, Z)`` float tensors of a phantom subject (``register``: rigid first)."""
     from monai_seq2seq.core.protocols import BRAIN
     from monai_seq2seq.phantoms import subject_to_sample
+    from monai_seq2seq.transforms import RegisterToReferenced
 
-    sample = brain_normalise()(subject_to_sample(subject, BRAIN))
+    sample = subject_to_sample(subject, BRAIN)
+    if register:
+        sample = RegisterToReferenced(list(BRAIN_SEQUENCES), transform=register)(sample)
+    sample = brain_normalise()(sample)
     return {n: torch.as_tensor(sample[n]).float() for n in BRAIN_SEQUENCES}
 
 
@@ -101,9 +109,9 @@ def _condition(synthesizer, clean, index: int, seed: int, spec: dict | None, cle
 
     subject = clean
     if spec is not None:
-        levels = {k: v for k, v in spec.items() if k != "effects"}
+        levels = {k: v for k, v in spec.items() if k not in ("effects", "register")}
         subject = apply_realism(clean, BRAIN, spec["effects"], seed=seed, index=index, **levels)
-    vol = _volumes(subject)
+    vol = _volumes(subject, (spec or {}).get("register"))
     names = list(BRAIN_SEQUENCES)
     pred = synthesizer.all_pairs(vol, targets=names, sources=names)
     metrics = {(s, t): synthesis_scores(pred[t][s], clean_vol[t]) for s in names for t in names}

@@ -1,8 +1,10 @@
-"""Calibration of the per-voxel uncertainty and the per-case quality model, on held-out brain phantom subjects.
+"""Calibration of the per-voxel uncertainty and the per-case quality model, on held-out phantom subjects.
 
-For every subject and every brain sequence (the target, synthesised from the other three with the shipped,
-sha256-checked brain weights): the uncertainty (:func:`~monai_seq2seq.inference.synthesize_with_uncertainty`),
-the absolute error against the real sequence, and over the foreground (any sequence above 0.02):
+For every subject and every target sequence (brain: each of the four, synthesised from the other three; breast
+(``--bundle seq2seq_breast``): ``--targets``, each from every other sequence of the protocol except the maps
+computed from it; the shipped, sha256-checked weights of the bundle): the uncertainty
+(:func:`~monai_seq2seq.inference.synthesize_with_uncertainty`), the absolute error against the real sequence, and
+over the foreground (any acquired sequence above 0.02):
 
 - calibration: Spearman rho of uncertainty vs absolute error, AUROC of the uncertainty for the 10% of voxels
   with the largest errors (:func:`~monai_seq2seq.analysis.calibration.uncertainty_calibration`);
@@ -12,12 +14,26 @@ Each subject and target is also run once with one source corrupted (noise, bias 
 :mod:`monai_seq2seq.phantoms.corruptions`), PSNR still against the clean real target. The quality model (a linear
 regression of PSNR on the features, per target) is fitted on all cases and checked by leave-one-subject-out:
 Pearson r and mean absolute error of predicted vs true PSNR, interval coverage, flags on clean vs corrupted cases.
-``--write-model`` stores the fit as JSON data in the bundle (``configs/quality.json``).
+``--write-model`` stores the fit as JSON data in the bundle (``configs/quality.json``), naming the bundle and
+the targets it was fitted on.
+
+Breast: the phantom at the breast bundle's grid (``--shape``, 160x96x64 at 2 mm), normalised as the bundle's
+``configs/inference.json`` does (:func:`~experiments.common.breast_normalise`: percentiles 0.5/99.5, one scale for
+all frames of DCE/DWI, fixed windows for WashIn/WashOut); ``--slices`` keeps that many slices around the lesion
+(brain: the central slices); PSNR over the whole (4D) volume. The default targets are the sequences a breast
+examination most often lacks: DCE and FatSatDCE (contrast-free or abbreviated protocols), DWI (often left out
+of abbreviated protocols) and T2. WashIn and WashOut get no regression: the bundle computes them from DCE
+(``derive_missing``), so their quality follows DCE's. The wash maps are sources whenever DCE is one (as after
+``derive_missing``), recomputed from the corrupted DCE when DCE is the corrupted source, and ignored by the
+features (``ignore_sources``: WashOut's window lifts its background above the foreground threshold).
 
 Usage::
 
     python -m experiments.uncertainty_quality --subjects 5 --seed 3000
     python -m experiments.uncertainty_quality --subjects 5 --seed 3000 --write-model
+    python -m experiments.uncertainty_quality --bundle seq2seq_breast --subjects 3 --seed 3000 --slices 16 \
+        --targets DCE,DWI,T2 --out /tmp/uq_breast.json --write-model /tmp/quality_breast.json
+    python -m experiments.uncertainty_quality --records /tmp/uq_breast.json --write-model /tmp/quality_breast.json
 """
 
 from __future__ import annotations
@@ -31,46 +47,73 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.common import BUNDLES, brain_normalise, command_line, provenance, psnr_db, write_json
+from experiments.common import (
+    BUNDLES,
+    brain_normalise,
+    breast_normalise,
+    command_line,
+    provenance,
+    psnr_db,
+    write_json,
+)
 
 __all__ = [
+    "BUNDLE_TARGETS",
     "CORRUPTION_ORDER",
     "add_input_features",
     "case_record",
     "cases",
     "cross_validate",
+    "fit_header",
     "fit_quality",
+    "ignored_sources",
     "main",
     "measure",
+    "source_names",
 ]
 
-BRAIN_BUNDLE = BUNDLES / "seq2seq_brain"
 NAMES = ("T1", "T1Gd", "T2", "FLAIR")
 CORRUPTION_ORDER = ("noise", "bias", "misalign")
+PROTOCOLS = {"seq2seq_brain": "brain", "seq2seq_breast": "breast"}
+BUNDLE_TARGETS = {"seq2seq_brain": NAMES, "seq2seq_breast": ("DCE", "FatSatDCE", "DWI", "T2")}
+"""Default targets per bundle (breast: the sequences most often lacking, see the module docstring)."""
+BREAST_SHAPE = (160, 96, 64)
+LESION_LABEL = 3
 INTERVAL = 0.9
 Z_90 = 1.645
 
 
-def _synthesizer(device: str, config: str | None = None):
-    """The brain bundle's network with its checked weights (``config``: a random network of that size, tests)."""
+def _synthesizer(device: str, config: str | None = None, bundle: str = "seq2seq_brain"):
+    """The bundle's network with its checked weights (``config``: a random network of that size, tests)."""
     from monai_seq2seq.core.integrity import load_weights
     from monai_seq2seq.inference import Seq2SeqSynthesizer
     from monai_seq2seq.networks import build_seq2seq
 
+    protocol, root = PROTOCOLS[bundle], BUNDLES / bundle
     if config:
         torch.manual_seed(0)
-        net = build_seq2seq(config, protocol="brain")
+        net = build_seq2seq(config, protocol=protocol)
     else:
-        net = build_seq2seq("small", variant="C", protocol="brain")
-        net.load_state_dict(load_weights(BRAIN_BUNDLE / "models" / "model.pt", bundle_dir=BRAIN_BUNDLE))
-    return Seq2SeqSynthesizer(net.eval(), "brain", device=device, progress=False)
+        net = build_seq2seq("small", variant="C", protocol=protocol)
+        net.load_state_dict(load_weights(root / "models" / "model.pt", bundle_dir=root))
+    return Seq2SeqSynthesizer(net.eval(), protocol, device=device, progress=False)
 
 
-def case_record(synth, volumes: dict[str, torch.Tensor], real: torch.Tensor, target: str, foreground) -> dict:
-    """One synthesis of ``target`` from ``volumes``: calibration, quality features and true PSNR."""
+def ignored_sources(bundle: str = "seq2seq_brain") -> list[str]:
+    """Sources the quality features ignore: the protocol's derived maps (none for the brain)."""
+    from monai_seq2seq.core import get_protocol
+
+    return [s.name for s in get_protocol(PROTOCOLS[bundle]).sequences if s.derived_from is not None]
+
+
+def case_record(
+    synth, volumes: dict[str, torch.Tensor], real: torch.Tensor, target: str, foreground, ignore=()
+) -> dict:
+    """One synthesis of ``target`` from ``volumes``: calibration, quality features and true PSNR (``ignore``:
+    sources the features leave out, as :class:`~monai_seq2seq.inference.QualityModel` does)."""
     from monai_seq2seq.analysis.calibration import uncertainty_calibration
     from monai_seq2seq.inference import synthesize_with_uncertainty
-    from monai_seq2seq.inference.quality import quality_features
+    from monai_seq2seq.inference.quality import feature_sources, quality_features
 
     result = synthesize_with_uncertainty(synth, volumes, target)
     error = (result.image - real).abs()
@@ -79,42 +122,144 @@ def case_record(synth, volumes: dict[str, torch.Tensor], real: torch.Tensor, tar
         "sources": list(volumes),
         "psnr": psnr_db(result.image, real),
         **uncertainty_calibration(result.uncertainty, error, foreground),
-        "features": quality_features(result.uncertainty, volumes),
+        "features": quality_features(result.uncertainty, feature_sources(volumes, ignore)),
     }
 
 
-def cases(subjects: int, seed: int, spacing: float, slices: int | None = None):
-    """Yield ``(subject, target, corruption, corrupted source, sources, real target, foreground)`` of every case."""
+def source_names(protocol, target: str) -> list[str]:
+    """The sources of ``target``: every other sequence of the protocol except the maps computed from it and, for a
+    computed map, the sequence it is computed from and the maps computed with it (brain: the other three)."""
+    parent = protocol[target].derived_from
+
+    def related(spec) -> bool:
+        computed_with = parent is not None and parent in (spec.name, spec.derived_from)
+        return spec.name == target or spec.derived_from == target or computed_with
+
+    return [spec.name for spec in protocol.sequences if not related(spec)]
+
+
+def _tensors(sample, names) -> dict[str, torch.Tensor]:
+    return {n: torch.as_tensor(sample[n]).as_subclass(torch.Tensor).float() for n in names}
+
+
+def _brain_subjects(subjects: int, seed: int, spacing: float, slices: int | None, shape=None):
+    """Yield ``(subject, volumes, foreground)``: normalised brain phantom subjects, the central ``slices``."""
     from monai_seq2seq.phantoms import BrainPhantomCohort
-    from monai_seq2seq.phantoms.corruptions import corrupt
 
     cohort = BrainPhantomCohort(subjects, seed=seed, spacing=spacing)
     normalise = brain_normalise()
     for i in range(subjects):
         sample = normalise(cohort[i])
-        vols = {n: torch.as_tensor(sample[n]).as_subclass(torch.Tensor).float() for n in NAMES}
+        vols = _tensors(sample, NAMES)
         if slices:
             start = max(0, vols["T1"].shape[-1] // 2 - slices // 2)
             vols = {n: v[..., start : start + slices] for n, v in vols.items()}
         foreground = torch.stack([v.amax(0) for v in vols.values()]).amax(0) > 0.02
-        for j, target in enumerate(NAMES):
-            sources = {n: vols[n] for n in NAMES if n != target}
+        yield str(sample.get("subject", i)), vols, foreground
+
+
+def _lesion_slices(label: torch.Tensor, slices: int) -> slice:
+    """``slices`` slices centred on the lesion (else on any labelled tissue, else the middle)."""
+    label = label.reshape(-1, *label.shape[-3:])[0]
+    depth = label.shape[-1]
+    centre = depth // 2
+    for mask in (label == LESION_LABEL, label > 0):
+        if bool(mask.any()):
+            centre = int(mask.nonzero()[:, -1].float().mean().round())
+            break
+    start = min(max(0, centre - slices // 2), max(0, depth - slices))
+    return slice(start, start + slices)
+
+
+def _breast_subjects(subjects: int, seed: int, spacing: float, slices: int | None, shape=None):
+    """Yield ``(subject, volumes, foreground)``: normalised breast phantom subjects, ``slices`` around the lesion;
+    the foreground from the acquired sequences (not the wash maps, whose windowed background exceeds 0.02)."""
+    from monai_seq2seq.core import get_protocol
+    from monai_seq2seq.phantoms import BreastPhantomCohort
+
+    protocol = get_protocol("breast")
+    cohort = BreastPhantomCohort(subjects, seed=seed, spacing=spacing, shape=tuple(shape or BREAST_SHAPE))
+    normalise = breast_normalise()
+    derived = set(ignored_sources("seq2seq_breast"))
+    for i in range(subjects):
+        sample = normalise(cohort[i])
+        vols = _tensors(sample, protocol.names)
+        if slices:
+            cut = _lesion_slices(torch.as_tensor(sample["label"]).as_subclass(torch.Tensor), slices)
+            vols = {n: v[..., cut] for n, v in vols.items()}
+        foreground = torch.stack([v.amax(0) for n, v in vols.items() if n not in derived]).amax(0) > 0.02
+        yield str(sample.get("subject", i)), vols, foreground
+
+
+def _rederived(protocol, given: dict[str, torch.Tensor], hit: str) -> dict[str, torch.Tensor]:
+    """The maps among ``given`` computed from ``hit`` (wash-in/out of DCE), recomputed from the corrupted ``hit`` and
+    windowed as the bundle normalises them (what ``derive_missing`` would give from that series)."""
+    from monai_seq2seq.transforms.dce import wash_in_out
+    from monai_seq2seq.transforms.intensity import PercentileScaleIntensity
+
+    maps = [spec for spec in protocol.sequences if spec.derived_from == hit and spec.name in given]
+    if not maps:
+        return {}
+    raw = dict(zip([spec.name for spec in maps], wash_in_out(given[hit]), strict=False))
+    return {
+        spec.name: PercentileScaleIntensity(fixed_range=spec.intensity_window)(raw[spec.name][None]).float()
+        for spec in maps
+    }
+
+
+def cases(
+    subjects: int,
+    seed: int,
+    spacing: float,
+    slices: int | None = None,
+    bundle: str = "seq2seq_brain",
+    targets=None,
+    shape=None,
+):
+    """Yield ``(subject, target, corruption, corrupted source, sources, real target, foreground)`` of every case.
+
+    The corrupted source and the corruption rotate with subject and target; a computed map is never corrupted
+    itself but follows its corrupted source.
+    """
+    from monai_seq2seq.core import get_protocol
+    from monai_seq2seq.phantoms.corruptions import corrupt
+
+    protocol = get_protocol(PROTOCOLS[bundle])
+    targets = list(targets or BUNDLE_TARGETS[bundle])
+    derived = set(ignored_sources(bundle))
+    load = _breast_subjects if bundle == "seq2seq_breast" else _brain_subjects
+    for i, (subject, vols, foreground) in enumerate(load(subjects, seed, spacing, slices, shape)):
+        for j, target in enumerate(targets):
+            sources = {n: vols[n] for n in source_names(protocol, target)}
+            hits = [n for n in sources if n not in derived]
             for kind in (None, CORRUPTION_ORDER[(i + j) % len(CORRUPTION_ORDER)]):
                 given, hit = dict(sources), None
                 if kind:
-                    hit = list(sources)[(i + j) % len(sources)]
+                    hit = hits[(i + j) % len(hits)]
                     given[hit] = corrupt(sources[hit], kind)
-                yield str(sample.get("subject", i)), target, kind, hit, given, vols[target], foreground
+                    given.update(_rederived(protocol, given, hit))
+                yield subject, target, kind, hit, given, vols[target], foreground
 
 
 def measure(
-    subjects: int, seed: int, spacing: float, device: str, slices: int | None = None, config: str | None = None
+    subjects: int,
+    seed: int,
+    spacing: float,
+    device: str,
+    slices: int | None = None,
+    config: str | None = None,
+    bundle: str = "seq2seq_brain",
+    targets=None,
+    shape=None,
 ) -> list[dict[str, Any]]:
     """Clean and corrupted cases of every subject and target (see the module's docstring)."""
-    synth = _synthesizer(device, config)
+    synth = _synthesizer(device, config, bundle)
+    ignore = ignored_sources(bundle)
     records = []
-    for subject, target, kind, hit, given, real, foreground in cases(subjects, seed, spacing, slices):
-        record = case_record(synth, given, real, target, foreground)
+    for subject, target, kind, hit, given, real, foreground in cases(
+        subjects, seed, spacing, slices, bundle, targets, shape
+    ):
+        record = case_record(synth, given, real, target, foreground, ignore)
         record.update(subject=subject, corruption=kind, corrupted_source=hit)
         records.append(record)
         print(
@@ -125,13 +270,23 @@ def measure(
     return records
 
 
-def add_input_features(records: list[dict], subjects: int, seed: int, spacing: float, slices: int | None) -> None:
+def add_input_features(
+    records: list[dict],
+    subjects: int,
+    seed: int,
+    spacing: float,
+    slices: int | None,
+    bundle: str = "seq2seq_brain",
+    targets=None,
+    shape=None,
+) -> None:
     """Add the input-check features to records of an earlier run (the same cases rebuilt, no synthesis)."""
-    from monai_seq2seq.inference.quality import input_features
+    from monai_seq2seq.inference.quality import feature_sources, input_features
 
+    ignore = ignored_sources(bundle)
     index = {(r["subject"], r["target"], r["corruption"]): r for r in records}
-    for subject, target, kind, _, given, _, _ in cases(subjects, seed, spacing, slices):
-        index[(subject, target, kind)]["features"].update(input_features(given))
+    for subject, target, kind, _, given, _, _ in cases(subjects, seed, spacing, slices, bundle, targets, shape):
+        index[(subject, target, kind)]["features"].update(input_features(feature_sources(given, ignore)))
 
 
 def _design(records: list[dict]) -> np.ndarray:
@@ -140,9 +295,10 @@ def _design(records: list[dict]) -> np.ndarray:
     return np.array([[1.0, *(r["features"][f] for f in FEATURES)] for r in records])
 
 
-def fit_quality(records: list[dict[str, Any]]) -> dict[str, Any]:
+def fit_quality(records: list[dict[str, Any]], bundle: str | None = None) -> dict[str, Any]:
     """Least squares PSNR ~ intercept(target) + features . coef (slopes shared by the targets, intercepts per target),
-    the residual std per target, the features' range and the flag threshold.
+    the residual std per target, the features' range and the flag threshold; with ``bundle``, also what the fit is
+    for (:func:`fit_header`).
 
     Shared slopes: each corruption hits a target in a few subjects only, too few for slopes of its own. The flag
     threshold sits one interval half-width and 0.5 dB below the lowest clean PSNR of the target, so that a clean
@@ -177,7 +333,32 @@ def fit_quality(records: list[dict[str, Any]]) -> dict[str, Any]:
             # typical mean foreground uncertainty of a clean case: the subject term of `seq2seq advise` compares to it
             "reference_mean_uncertainty": float(np.exp(np.mean(clean_log_u))) if clean_log_u else None,
         }
-    return {"features": list(FEATURES), "interval": INTERVAL, "targets": targets}
+    fitted = {"features": list(FEATURES), "interval": INTERVAL, "targets": targets}
+    return {**fitted, **fit_header(bundle, names)} if bundle else fitted
+
+
+def fit_header(bundle: str, fitted_targets) -> dict[str, Any]:
+    """What a quality model is for: bundle, protocol, fitted targets, the sources its features ignore and why each
+    other sequence of the protocol has no regression (read by :meth:`QualityModel.unmodelled_reason`)."""
+    from monai_seq2seq.core import get_protocol
+
+    protocol = get_protocol(PROTOCOLS[bundle])
+    not_modelled = {}
+    for spec in protocol.sequences:
+        if spec.name in fitted_targets:
+            continue
+        not_modelled[spec.name] = "not among the targets of the fit (--targets)"
+        if spec.derived_from:
+            not_modelled[spec.name] += (
+                f"; computed from {spec.derived_from} when {spec.derived_from} is given, synthesised when it is not"
+            )
+    return {
+        "bundle": bundle,
+        "protocol": protocol.name,
+        "fitted_targets": sorted(fitted_targets),
+        "ignore_sources": ignored_sources(bundle),
+        "not_modelled": not_modelled,
+    }
 
 
 def cross_validate(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,7 +414,7 @@ def calibration_table(records: list[dict[str, Any]]) -> str:
             f"{r['auroc_top_error']:.3f} | {r['psnr']:.2f} |"
         )
     lines += ["", "| target | mean rho | mean AUROC | goal rho >= 0.5 | goal AUROC >= 0.8 |", "|---|---|---|---|---|"]
-    for target in NAMES:
+    for target in dict.fromkeys(r["target"] for r in records):
         rows = [r for r in clean if r["target"] == target]
         if not rows:
             continue
@@ -246,54 +427,117 @@ def calibration_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", choices=sorted(PROTOCOLS), default=None, help="default: seq2seq_brain")
+    parser.add_argument("--targets", default=None, help="comma-separated (default: BUNDLE_TARGETS of the bundle)")
     parser.add_argument("--subjects", type=int, default=5)
     parser.add_argument("--seed", type=int, default=3000, help="held-out phantom seed (training used 0 and 500)")
     parser.add_argument("--spacing", type=float, default=2.0)
-    parser.add_argument("--slices", type=int, default=None, help="central slices only (quick runs)")
+    parser.add_argument("--shape", type=int, nargs=3, default=None, help="breast phantom grid (default 160 96 64)")
+    parser.add_argument("--slices", type=int, default=None, help="central (brain) / lesion (breast) slices only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--config", default=None, help="a random network of this size instead of the weights")
-    parser.add_argument("--out", default="docs/results/uncertainty_quality.json")
-    parser.add_argument("--write-model", default=None, nargs="?", const=str(BRAIN_BUNDLE / "configs" / "quality.json"))
+    parser.add_argument("--out", default=None, help="default: docs/results/uncertainty_quality[_breast].json")
+    parser.add_argument("--write-model", default=None, nargs="?", const="bundle", help="default: the bundle's")
     parser.add_argument("--records", default=None, help="refit from the records of an earlier run's --out JSON")
-    args = parser.parse_args(argv)
-    if args.records:
-        records = json.loads(Path(args.records).read_text())["records"]
-        if any("foreground_disagreement" not in r["features"] for r in records):
-            add_input_features(records, args.subjects, args.seed, args.spacing, args.slices)
-    else:
-        records = measure(args.subjects, args.seed, args.spacing, args.device, args.slices, args.config)
-    model = fit_quality(records)
-    validation = cross_validate(records)
-    table = calibration_table(records)
-    print(table)
-    print(
+    return parser
+
+
+def _resolve(args: argparse.Namespace, saved: dict[str, Any]) -> None:
+    """Fill the bundle, targets, shape and paths left open (``saved``: the ``args`` of a ``--records`` run)."""
+    from monai_seq2seq.core import get_protocol
+
+    bundle = saved.get("bundle") or "seq2seq_brain"
+    if args.bundle and args.bundle != bundle and args.records:
+        raise SystemExit(f"--bundle {args.bundle} but the records of {args.records} are of {bundle}; drop --bundle.")
+    args.bundle = args.bundle or bundle
+    protocol = get_protocol(PROTOCOLS[args.bundle])
+    targets = args.targets or saved.get("targets")
+    if isinstance(targets, str):
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    unknown = [t for t in targets or () if t not in protocol]
+    if unknown:
+        raise SystemExit(f"--targets {unknown} are not sequences of {args.bundle}; choose from {protocol.names}.")
+    args.targets = [protocol.canonical(t) for t in targets] if targets else list(BUNDLE_TARGETS[args.bundle])
+    args.shape = args.shape or saved.get("shape")
+    if args.out is None:
+        suffix = "" if args.bundle == "seq2seq_brain" else "_" + PROTOCOLS[args.bundle]
+        args.out = f"docs/results/uncertainty_quality{suffix}.json"
+    if args.write_model == "bundle":
+        args.write_model = str(BUNDLES / args.bundle / "configs" / "quality.json")
+
+
+def _summary(validation: dict[str, Any]) -> str:
+    def num(key: str, fmt: str = ".2f") -> str:
+        value = validation[key]
+        return "n/a" if value is None or value != value else format(value, fmt)
+
+    return (
         f"quality model, leave-one-subject-out on {validation['cases']} cases: Pearson r "
-        f"{validation['pearson_r']:.3f}, MAE {validation['mae_db']:.2f} dB, {INTERVAL:.0%} interval coverage "
-        f"{validation['interval_coverage']:.2f}; flagged: clean {validation['flag_rate_clean']:.2f}, corrupted "
-        f"{validation['flag_rate_corrupted']:.2f}; mean predicted PSNR clean {validation['mean_predicted_clean']:.2f} "
-        f"dB, corrupted {validation['mean_predicted_corrupted']:.2f} dB; corrupted predicted below its own clean "
-        f"case: {validation['corrupted_lower_than_own_clean']:.2f}"
+        f"{num('pearson_r', '.3f')}, MAE {num('mae_db')} dB, {INTERVAL:.0%} interval coverage "
+        f"{num('interval_coverage')}; flagged: clean {num('flag_rate_clean')}, corrupted "
+        f"{num('flag_rate_corrupted')}; mean predicted PSNR clean {num('mean_predicted_clean')} "
+        f"dB, corrupted {num('mean_predicted_corrupted')} dB; corrupted predicted below its own clean "
+        f"case: {num('corrupted_lower_than_own_clean')}"
     )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parser().parse_args(argv)
+    saved = json.loads(Path(args.records).read_text()) if args.records else {}
+    _resolve(args, saved.get("args") or {})
+    if args.records:
+        records = saved["records"]
+        if any("foreground_disagreement" not in r["features"] for r in records):
+            add_input_features(
+                records, args.subjects, args.seed, args.spacing, args.slices, args.bundle, args.targets, args.shape
+            )
+    else:
+        records = measure(
+            args.subjects,
+            args.seed,
+            args.spacing,
+            args.device,
+            args.slices,
+            args.config,
+            args.bundle,
+            args.targets,
+            args.shape,
+        )
+    model = fit_quality(records, args.bundle)
+    validation = cross_validate(records)
+    print(calibration_table(records))
+    print(_summary(validation))
     info = provenance(command_line("uncertainty_quality", argv), args.device)
     payload = {**info, "args": vars(args), "records": records, "model": model, "validation": validation}
     if args.out:
         write_json(args.out, payload)
     if args.write_model:
-        fitted = {
-            **model,
-            "description": (
-                "Predicted PSNR (dB, whole volume, [0, 1] space) of a synthetic brain sequence from its uncertainty, "
-                f"linear per target, fitted on {args.subjects} held-out brain phantom subjects (seed {args.seed}, "
-                f"{args.spacing} mm), clean and with one corrupted source; {INTERVAL:.0%} interval = z * residual std."
-            ),
-            "fitted": info,
-            "validation": {k: v for k, v in validation.items() if k != "rows"},
-        }
-        write_json(args.write_model, fitted)
+        write_json(args.write_model, _model_file(model, validation, info, args))
         print(f"quality model written to {Path(args.write_model)}")
     return payload
+
+
+def _model_file(model: dict, validation: dict, info: dict, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``quality.json`` content: the fit, a description, provenance and the cross-validation summary."""
+    region = f", {args.slices} slices" if args.slices else ""
+    if args.bundle == "seq2seq_breast":
+        region = f", {'x'.join(map(str, args.shape or BREAST_SHAPE))} grid" + (
+            f", {args.slices} slices around the lesion" if args.slices else ""
+        )
+    kind = PROTOCOLS[args.bundle]
+    return {
+        **model,
+        "description": (
+            f"Predicted PSNR (dB, whole volume, [0, 1] space) of a synthetic {kind} sequence from its uncertainty, "
+            f"linear per target ({', '.join(model['fitted_targets'])}), fitted on {args.subjects} held-out {kind} "
+            f"phantom subjects (seed {args.seed}, {args.spacing} mm{region}), clean and with one corrupted source; "
+            f"{INTERVAL:.0%} interval = z * residual std."
+        ),
+        "fitted": info,
+        "validation": {k: v for k, v in validation.items() if k != "rows"},
+    }
 
 
 if __name__ == "__main__":

@@ -93,6 +93,12 @@ def test_differentiation_map():
         differentiation_map(target, {"T1Gd": target}, "T1Gd", include_self=False)
     with pytest.raises(ValueError, match="shape"):
         differentiation_map(target, {"T1": torch.zeros(2, 4, 4)}, "T1Gd")
+    # "min": high only where no source predicts the voxel; T2 predicts the spot better than T1 does
+    m3, info3 = differentiation_map(target, preds, "T1Gd", include_self=False, reduction="min")
+    assert m3[0, 1, 1] == pytest.approx(0.4) and info3["formula"].startswith("min")
+    assert differentiation_map(target, preds, "T1Gd", reduction="min")[0].sum() == 0  # self predicts it
+    with pytest.raises(ValueError, match="reduction"):
+        differentiation_map(target, preds, "T1Gd", reduction="median")
 
 
 def test_a_sequence_no_subject_has_is_left_out_of_every_output(tmp_path):

@@ -64,6 +64,8 @@ def test_tiny_experiment_writes_table_json_and_figure(tmp_path, one_thread):
     payload = main(["--tiny", "--out", str(tmp_path)])
     (row,) = payload["aucs"]
     assert 0.0 <= row["trained"] <= 1.0 and 0.0 <= row["intensity"] <= 1.0
+    for variant in ("mean_others", "min_others", "fused_others"):  # the map variants, same subject
+        assert 0.0 <= row[variant] <= 1.0 and 0.0 <= row[f"untrained_{variant}"] <= 1.0
     assert {d["source"] for d in payload["diagnosis"]} == {"T1", "T1Gd", "T2", "FLAIR"}
     for d in payload["diagnosis"]:  # the phantom makes ET and mimic equally bright on T1Gd
         assert d["real_region"] == pytest.approx(d["real_mimic"], abs=0.1)
@@ -71,4 +73,5 @@ def test_tiny_experiment_writes_table_json_and_figure(tmp_path, one_thread):
     assert on_disk["aucs"][0]["subject"] == row["subject"]
     text = (tmp_path / "mimics_seq2seq_brain.md").read_text()
     assert "python -m experiments.mimics --tiny" in text and "| T1Gd | ET vs haemorrhage |" in text
+    assert "| subject | sequence | pair | mean_others | min_others | fused_others |" in text
     assert (tmp_path / "mimics_seq2seq_brain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,7 @@ from monai_seq2seq.zoo.authors import (
     load_authors_state_dict,
     read_authors_config,
 )
-from monai_seq2seq.zoo.authors_bundle import compose_authors_configs, write_authors_bundle
+from monai_seq2seq.zoo.authors_bundle import FITTED_TO_TEMPLATE_WEIGHTS, compose_authors_configs, write_authors_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "authors_seq2seq"
@@ -264,6 +264,9 @@ def test_released_bundle_is_composed_from_the_brain_bundle():
             f'{configs / name} is out of date with bundles/seq2seq_brain; regenerate it: python -c "from '
             'monai_seq2seq.zoo.authors import write_released_bundle; write_released_bundle()"'
         )
+    # models fitted to the brain bundle's own weights would describe the authors' network wrongly
+    assert (ROOT / "bundles" / "seq2seq_brain" / "configs" / "quality.json").is_file()
+    assert not any((configs / name).exists() for name in FITTED_TO_TEMPLATE_WEIGHTS)
     meta = json.loads((configs / "metadata.json").read_text())
     assert round(meta["network"]["parameters"] / 1e6, 1) == 155.2
     assert meta["network"]["upsample_mode"] == "linear" and meta["authors_weights"]["sha256"] is None

@@ -84,7 +84,8 @@ def _sources(run) -> dict[str, pydicom.Dataset]:
 
 def test_one_synthetic_series_per_missing_sequence_in_the_source_study(run):
     folders = sorted(p.name for p in _dicom(run, "syn").iterdir())
-    assert folders == sorted(f"synthetic_{n}" for n in SYNTHETIC)
+    # the uncertainty of each synthetic series beside it (the breast bundle's uncertainty is on by default)
+    assert folders == sorted([f"synthetic_{n}" for n in SYNTHETIC] + [f"uncertainty_{n}" for n in SYNTHETIC])
     sources = _sources(run)
     study_uids = {ds.StudyInstanceUID for ds in sources.values()}
     source_series = {ds.SeriesInstanceUID for ds in sources.values()}

@@ -49,3 +49,15 @@ def test_module_entry_point(tmp_path):
     ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "BraTS2021_00000" / "BraTS2021_00000_t1ce.nii.gz").is_file()
+
+
+def test_figure_slice_shows_planted_region_and_mimic():
+    from monai_seq2seq.core.protocols import BRAIN
+    from monai_seq2seq.phantoms.brain import BrainPhantomConfig, generate_brain_subject
+    from monai_seq2seq.phantoms.figures import MIMIC_LABELS, default_slice
+
+    s = generate_brain_subject(0, 2, BrainPhantomConfig(spacing=2.0))  # ET in slices 55-70, mimics in 52-56
+    z = default_slice(s, BRAIN)
+    assert s.unique["T1Gd"][:, :, z].any() and np.isin(s.label[:, :, z], MIMIC_LABELS["brain"]).any()
+    s.label[np.isin(s.label, MIMIC_LABELS["brain"])] = 0  # no mimic anywhere: the slice with the most ET
+    assert default_slice(s, BRAIN) == int(np.argmax(s.unique["T1Gd"].sum(axis=(0, 1))))

@@ -103,3 +103,14 @@ def test_bad_protocols(tmp_path):
         get_protocol(str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="unknown sequence field"):
         Protocol.from_dict({"name": "x", "sequences": [{"name": "A", "frame": 2}]})
+
+
+def test_with_derived_drops_the_maps_computed_from_a_dropped_sequence():
+    from monai_seq2seq.core.protocols import get_protocol
+
+    breast = get_protocol("breast")
+    assert breast.with_derived(["DCE"]) == ["DCE", "WashIn", "WashOut"]  # else the maps would leak DCE
+    assert breast.with_derived(["dwi", "T1"]) == ["T1", "DWI"] and breast.with_derived([]) == []
+    assert breast.with_derived(["WashIn"]) == ["WashIn"]  # dropping a map leaves its source
+    assert breast.with_derived(["DCE", "Other"]) == ["DCE", "WashIn", "WashOut", "Other"]
+    assert get_protocol("brain").with_derived(["T1Gd"]) == ["T1Gd"]

@@ -15,6 +15,7 @@ def differentiation_map(
     target_name: str | None = None,
     include_self: bool = True,
     mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> tuple[torch.Tensor, dict]:
     """``M_d(X_i) = 1/S' sum_j |X'_{j->i} - X_i|`` over the available sources j.
 
@@ -25,6 +26,9 @@ def differentiation_map(
         include_self: True (default, as the authors' script and eq. 5 with j = 0..S): the self-reconstruction
             i->i is averaged in; False: other sources only.
         mask: optional region (broadcastable to ``target``) outside which the map is set to 0.
+        reduction: ``"mean"`` (eq. 5): high where the sources fail on average, so also where a single source
+            predicts a region the others cannot; ``"min"``: the smallest error over the sources, high only where
+            no source predicts the voxel (a variant, not the paper's map).
 
     Returns:
         The map (same shape as ``target``) and a dict recording the sources averaged and the choices.
@@ -32,21 +36,28 @@ def differentiation_map(
     Raises:
         ValueError: no usable source, or a prediction whose shape differs from the target's.
     """
+    if reduction not in ("mean", "min"):
+        raise ValueError(f"reduction must be 'mean' (eq. 5) or 'min', got {reduction!r}.")
     sources = [s for s in predictions if include_self or s != target_name]
     if not sources:
         raise ValueError(
             f"no source to build the differentiation map of {target_name or 'the target'} from "
             f"(given: {list(predictions)}, include_self={include_self})."
         )
-    total = torch.zeros_like(target, dtype=torch.float32)
+    result = None
     for name in sources:
         pred = predictions[name]
         if pred.shape != target.shape:
             raise ValueError(
                 f"prediction from {name!r} has shape {tuple(pred.shape)}, target has {tuple(target.shape)}."
             )
-        total += (pred.float() - target.float()).abs()
-    result = total / len(sources)
+        error = (pred.float() - target.float()).abs()
+        if result is None:
+            result = error
+        else:
+            result = torch.minimum(result, error) if reduction == "min" else result + error
+    if reduction == "mean":
+        result = result / len(sources)
     if mask is not None:
         result = result * mask.to(result.dtype)
     info = {
@@ -55,6 +66,6 @@ def differentiation_map(
         "include_self": include_self,
         "num_sources": len(sources),
         "intensity_space": "[0, 1] after per-sequence percentile normalisation",
-        "formula": "mean over sources j of |X'_{j->i} - X_i|",
+        "formula": f"{reduction} over sources j of |X'_{{j->i}} - X_i|",
     }
     return result, info

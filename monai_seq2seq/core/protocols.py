@@ -160,6 +160,21 @@ class Protocol:
         """Frames per sequence, in code order (the network's ``target_frames``)."""
         return [s.frames for s in self.sequences]
 
+    def with_derived(self, names: Iterable[str]) -> list[str]:
+        """``names`` and every sequence computed from them (transitively), in protocol order.
+
+        A subject without DCE has no wash-in/wash-out either: dropping DCE to simulate its absence must drop the
+        maps computed from it, or they would tell the network what DCE was (``["DCE"]`` -> ``["DCE", "WashIn",
+        "WashOut"]`` for the breast protocol). Names outside the protocol are kept, after the protocol's.
+        """
+        wanted = {self.canonical(n) if n in self else n for n in names}
+        grew = True
+        while grew:
+            extra = {s.name for s in self.sequences if s.derived_from in wanted and s.name not in wanted}
+            wanted |= extra
+            grew = bool(extra)
+        return [n for n in self.names if n in wanted] + sorted(n for n in wanted if n not in self.names)
+
     def intensity_windows(self) -> dict[str, list[float]]:
         """``{name: [low, high]}`` of the sequences normalised by a fixed window (see :class:`SequenceSpec`)."""
         return {s.name: list(s.intensity_window) for s in self.sequences if s.intensity_window is not None}

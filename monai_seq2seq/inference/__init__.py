@@ -3,8 +3,15 @@
 from monai_seq2seq.io.nifti_writer import affine_of, save_volume
 
 from ..transforms.slabs import pad_to_multiple, slabs_to_volume, volume_to_slabs
-from .dicom_output import OUTPUT_FORMATS, SyntheticDicomWriter, writes_format
+from .dicom_output import (
+    OUTPUT_FORMATS,
+    UNCERTAINTY_SERIES_BASE,
+    SyntheticDicomWriter,
+    uncertainty_series_description,
+    writes_format,
+)
 from .engine import SynthesisEvaluator, SyntheticImageWriter, subject_collate
+from .error_model import ErrorModel
 from .pair import PairInferer, pair_volume
 from .quality import QualityModel
 from .synthesis import Seq2SeqSynthesizer
@@ -12,11 +19,14 @@ from .uncertainty import SynthesisUncertainty, UncertaintyEstimator, synthesize_
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "ErrorModel",
     "PairInferer",
     "QualityModel",
     "Seq2SeqSynthesizer",
     "SynthesisEvaluator",
     "SyntheticDicomWriter",
+    "UNCERTAINTY_SERIES_BASE",
+    "uncertainty_series_description",
     "SyntheticImageWriter",
     "SynthesisUncertainty",
     "UncertaintyEstimator",

@@ -11,6 +11,15 @@ with the config id ``output_format`` (``nifti``, ``dicom`` or ``both``; :func:`w
 The series' DerivationDescription names what made it: this toolkit and its version, the network, the bundle and
 its version, the sha256 of the weights, the source sequences (with their series number and description, or
 "not DICOM") and the intensity space; the same words the NIfTI sidecar holds.
+
+A subject that carries the per-voxel uncertainty of a target (``subject["uncertainty"][target]``, a
+:class:`~monai_seq2seq.inference.SynthesisUncertainty`: uncertainty on) also gets it as a DICOM Parametric Map
+series (float values, :func:`~monai_seq2seq.io.dicom_maps.write_parametric_map`) in
+``<out>/<subject>/dicom/uncertainty_<Sequence>/``: derived from the synthetic series it belongs to (same study and
+frame of reference, its images as source images, its series in the Referenced Series Sequence, the acquired
+source series as further sources), SeriesDescription ``UNCERTAINTY <Sequence> (monai-seq2seq)``, series number
+``4001 + index``, one instance per frame, values in the synthetic image's [0, 1] intensity units, and how it was
+computed (the NIfTI uncertainty sidecar's words) as each frame's Derivation Description.
 """
 
 from __future__ import annotations
@@ -21,10 +30,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pydicom
+
 import monai_seq2seq
 from monai_seq2seq.core.files import ensure_writable_dir
 from monai_seq2seq.core.integrity import sha256_file
-from monai_seq2seq.io.dicom_derived import SourceSeries, find_source_series
+from monai_seq2seq.io.dicom_derived import TOOL, SourceSeries, find_source_series
+from monai_seq2seq.io.dicom_maps import write_parametric_map
 from monai_seq2seq.io.dicom_synthetic import SYNTHETIC_SERIES_BASE, write_synthetic_series
 from monai_seq2seq.io.nifti_writer import affine_of
 
@@ -32,6 +45,8 @@ from .engine import _intensity_space, input_files
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "UNCERTAINTY_SERIES_BASE",
+    "uncertainty_series_description",
     "writes_format",
     "ModelProvenance",
     "subject_source_series",
@@ -42,7 +57,16 @@ __all__ = [
 OUTPUT_FORMATS = ("nifti", "dicom", "both")
 """The values of the bundles' ``output_format`` id."""
 
+UNCERTAINTY_SERIES_BASE = 4000
+"""An uncertainty series is numbered ``4000 + 1 + <its sequence's index in the protocol>`` (synthetic series
+1001+, differentiation maps 2001+, their overlays 3001+)."""
+
 _LOG = logging.getLogger(__name__)
+
+
+def uncertainty_series_description(sequence: str) -> str:
+    """``UNCERTAINTY <sequence> (monai-seq2seq)``: the SeriesDescription of a synthetic sequence's uncertainty."""
+    return f"UNCERTAINTY {sequence} ({TOOL})"[:64]
 
 
 def writes_format(output_format: str, kind: str) -> bool:
@@ -159,7 +183,9 @@ def _source_words(names: Sequence[str], series: Sequence[SourceSeries]) -> str:
 
 
 class SyntheticDicomWriter:
-    """Save each subject's synthetic volumes as derived DICOM MR series in ``<out>/<subject>/dicom/synthetic_<Seq>/``.
+    """Save each subject's synthetic volumes as derived DICOM MR series in ``<out>/<subject>/dicom/synthetic_<Seq>/``
+    and, where the subject carries their uncertainty, each one's uncertainty as a Parametric Map series in
+    ``<out>/<subject>/dicom/uncertainty_<Seq>/`` (series number ``4001 + index``).
 
     Args:
         output_dir: the output folder (checked writable at start).
@@ -173,8 +199,10 @@ class SyntheticDicomWriter:
         uid_seed: deterministic UIDs (the same inputs and seed give the same UIDs).
 
     Raises (when writing):
-        ValueError: the output folder overlaps an input, or a volume DICOM cannot store.
-        FileExistsError: a series folder exists and ``overwrite`` is False.
+        ValueError: the output folder overlaps an input, a volume DICOM cannot store, or an uncertainty whose
+            shape is not its synthetic volume's.
+        FileExistsError: a series folder (synthetic or uncertainty) exists and ``overwrite`` is False; checked for
+            both before either is written.
         UnreadableFileError: a source series is gone from where it was read.
     """
 
@@ -216,38 +244,126 @@ class SyntheticDicomWriter:
             f"{_source_words(sources, series)}; intensities {_intensity_space(self.protocol[target])}"
         )
 
+    def uncertainty_derivation(self, target: str, result, sources: Sequence[str], series) -> str:
+        """The Derivation Description of an uncertainty series: the NIfTI uncertainty sidecar's words."""
+        info = dict(getattr(result, "info", None) or {})
+        members = ", ".join(getattr(result, "members", None) or info.get("Members") or []) or "none"
+        method = info.get("Method", "root-mean-square deviation of the members from the fused prediction, per voxel")
+        return (
+            f"UNCERTAINTY of SYNTHETIC {target} (not acquired): {method}; U = "
+            f"{info.get('Formula', 'sqrt(1/M sum_m (X_m - X_fused)^2)')}; members: {members}; fused from "
+            f"{_source_words(sources, series)}; units: "
+            f"{info.get('IntensitySpace', 'the [0, 1] intensity units of the synthetic image')} "
+            f"({_intensity_space(self.protocol[target])}); by {self.provenance.line()}"
+        )
+
     def write_subject(self, subject: Mapping[str, Any]) -> list[Path]:
         """Write the synthetic series of one subject dict (``"subject"``, ``"synthetic"``: target -> (volume,
-        sources), the sequences as MetaTensors); returns the files written."""
+        sources), the sequences as MetaTensors, ``"uncertainty"``: target -> SynthesisUncertainty, optional) and
+        their uncertainty series; returns the files written."""
         sid = str(subject["subject"])
         inputs = input_files(subject, self.protocol)
         cache: dict = {}
         written: list[Path] = []
         for target, (volume, sources) in subject["synthetic"].items():
-            series = subject_source_series(subject, sources, cache)
-            if not series:
-                self.logger.warning(
-                    f"subject {sid!r}: {target} has no source DICOM series (read from NIfTI or memory): written "
-                    "as a new study, PatientID = the subject id."
-                )
-            folder = self.output_dir / sid / "dicom" / f"synthetic_{target}"
-            refuse_input_overlap(folder, inputs)
-            spec = self.protocol[target]
-            written += write_synthetic_series(
-                volume.detach().float().cpu().numpy() if hasattr(volume, "detach") else volume,
-                affine_of(subject[sources[0]]),
-                folder,
-                sequence=target,
-                sources=series,
-                derivation_description=self.derivation(target, sources, series),
-                frame_axis=spec.frame_axis if spec.is_4d else None,
-                frame_values=list(spec.frame_values) if spec.is_4d else None,
-                series_number=SYNTHETIC_SERIES_BASE + 1 + self.protocol.index(target),
-                subject_id=sid,
-                uid_seed=self.uid_seed,
-                model_name=self.provenance.network,
-                software_version=f"monai-seq2seq {monai_seq2seq.__version__}",
-                overwrite=self.overwrite,
-            )
+            written += self._write_target(subject, sid, target, volume, sources, inputs, cache)
         self.written += written
         return written
+
+    def _write_target(self, subject, sid: str, target: str, volume, sources, inputs, cache: dict) -> list[Path]:
+        series = subject_source_series(subject, sources, cache)
+        if not series:
+            self.logger.warning(
+                f"subject {sid!r}: {target} has no source DICOM series (read from NIfTI or memory): written "
+                "as a new study, PatientID = the subject id."
+            )
+        folder = self.output_dir / sid / "dicom" / f"synthetic_{target}"
+        refuse_input_overlap(folder, inputs)
+        result = (subject.get("uncertainty") or {}).get(target)
+        uncertainty_folder = folder.with_name(f"uncertainty_{target}")
+        if result is not None:
+            refuse_input_overlap(uncertainty_folder, inputs)
+            _refuse_existing(uncertainty_folder, self.overwrite)
+        spec = self.protocol[target]
+        array = volume.detach().float().cpu().numpy() if hasattr(volume, "detach") else volume
+        values = None if result is None else _frames_first_values(result.output_map, np.shape(array), target)
+        affine = affine_of(subject[sources[0]])
+        written = write_synthetic_series(
+            array,
+            affine,
+            folder,
+            sequence=target,
+            sources=series,
+            derivation_description=self.derivation(target, sources, series),
+            frame_axis=spec.frame_axis if spec.is_4d else None,
+            frame_values=list(spec.frame_values) if spec.is_4d else None,
+            series_number=SYNTHETIC_SERIES_BASE + 1 + self.protocol.index(target),
+            subject_id=sid,
+            uid_seed=self.uid_seed,
+            model_name=self.provenance.network,
+            software_version=f"monai-seq2seq {monai_seq2seq.__version__}",
+            overwrite=self.overwrite,
+        )
+        if result is None:
+            return written
+        synthetic = SourceSeries(target, [pydicom.dcmread(p, stop_before_pixels=True) for p in written], str(folder))
+        return written + self._write_uncertainty(values, result, target, (sources, series), synthetic, affine)
+
+    def _write_uncertainty(self, values, result, target: str, origin, synthetic, affine) -> list[Path]:
+        """The uncertainty of ``target`` (``values``: ``(T, X, Y, Z)``) as a Parametric Map series derived from its
+        synthetic series ``synthetic`` (and ``origin``: the source names and their DICOM series), into
+        ``uncertainty_<target>`` beside it."""
+        sources, series = origin
+        spec = self.protocol[target]
+        folder = Path(synthetic.location).with_name(f"uncertainty_{target}")
+        return write_parametric_map(
+            values,
+            affine,
+            folder,
+            sequence=target,
+            sources=[synthetic, *series],
+            description=f"UNCERTAINTY of synthetic {target}, [0,1] units",
+            frame_axis=spec.frame_axis if spec.is_4d else None,
+            frame_values=list(spec.frame_values) if spec.is_4d and len(spec.frame_values) == len(values) else None,
+            series_number=UNCERTAINTY_SERIES_BASE + 1 + self.protocol.index(target),
+            uid_seed=self.uid_seed,
+            model_name=self.provenance.network,
+            software_version=f"monai-seq2seq {monai_seq2seq.__version__}",
+            overwrite=self.overwrite,
+            series_description=uncertainty_series_description(target),
+            label="UNCERTAINTY",
+            derivation_description=self.uncertainty_derivation(target, result, sources, series),
+            split_first_source=True,
+        )
+
+
+def _frames_first_values(uncertainty, shape: Sequence[int], target: str) -> np.ndarray:
+    """The uncertainty as float32 ``(T, X, Y, Z)``, checked against the synthetic volume's ``shape`` (``(T, X, Y,
+    Z)`` or ``(X, Y, Z)``).
+
+    Raises:
+        ValueError: the shapes differ (named, with the fix).
+    """
+    if hasattr(uncertainty, "detach"):
+        uncertainty = uncertainty.detach().float().cpu().numpy()
+    values = np.asarray(uncertainty, dtype=np.float32)
+    expected = tuple(int(v) for v in shape)
+    expected = expected if len(expected) == 4 else (1, *expected)
+    values = values[None] if values.ndim == 3 else values
+    if tuple(values.shape) != expected:
+        raise ValueError(
+            f"the uncertainty of {target} has shape {tuple(np.shape(uncertainty))}, its synthetic volume "
+            f"{tuple(shape)}: pass the SynthesisUncertainty computed with this synthetic volume, or switch the "
+            "uncertainty off (--uncertainty False)."
+        )
+    return values
+
+
+def _refuse_existing(folder: Path, overwrite: bool) -> None:
+    """Refuse an existing, non-empty series folder unless ``overwrite`` (before anything of the subject's target
+    is written; :func:`~monai_seq2seq.io.dicom_derived.write_series_folder` checks again when writing)."""
+    if not overwrite and folder.is_dir() and any(folder.iterdir()):
+        raise FileExistsError(
+            f"{str(folder)!r} exists and is not empty; pass overwrite=True (on the command line: --overwrite True) to "
+            "replace it, or choose another output folder."
+        )

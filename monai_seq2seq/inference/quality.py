@@ -2,8 +2,8 @@
 
 The prediction is a small linear regression per target sequence, stored as JSON data in the bundle
 (``configs/quality.json``; no pickle), fitted on held-out phantom subjects, clean and with corrupted inputs
-(``benchmarks/fit_quality.py``). Features of a synthetic volume (:func:`quality_features`), over the foreground
-(voxels where any source exceeds 0.02 in [0, 1]):
+(``python -m experiments.uncertainty_quality``). Features of a synthetic volume (:func:`quality_features`), over
+the foreground (voxels where any source exceeds 0.02 in [0, 1]):
 
 - ``log_mean_uncertainty``: log of the mean per-voxel uncertainty;
 - ``log_p99_uncertainty``: log of its 99th percentile;
@@ -14,6 +14,12 @@ The prediction is a small linear regression per target sequence, stored as JSON 
 A volume is flagged when the lower end of its interval is below the target's ``flag_below_db``, when a feature
 lies beyond the range seen in fitting (inputs unlike anything the regression saw), or when the input checks
 (:class:`~monai_seq2seq.transforms.CheckTrainedOnd`) reported a difference from the training data.
+
+A model file may name the ``bundle`` and ``protocol`` it was fitted for, its ``fitted_targets``, the sources the
+features ignore (``ignore_sources``: maps computed from another source, such as the breast protocol's wash maps,
+whose fixed window lifts their background above the foreground threshold) and, under ``not_modelled``, why a
+sequence has no regression (:meth:`QualityModel.unmodelled_reason`). Files without these fields (the brain
+bundle's first model) ignore no source.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "QualityModel",
     "QualityModelError",
     "bundle_quality_model",
+    "feature_sources",
     "input_features",
     "quality_features",
     "quality_line",
@@ -70,6 +77,13 @@ def quality_features(uncertainty: torch.Tensor, sources: Mapping[str, torch.Tens
     }
 
 
+def feature_sources(sources: Mapping[str, torch.Tensor], ignore: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """The sources the features look at: ``sources`` without the names in ``ignore`` (all of them when nothing
+    would be left)."""
+    kept = {name: volume for name, volume in sources.items() if name not in set(ignore)}
+    return kept or dict(sources)
+
+
 def input_features(sources: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """The input-check feature of the sources alone (no synthesis): ``foreground_disagreement``.
 
@@ -99,7 +113,7 @@ class QualityModel:
         if list(data.get("features", [])) != list(FEATURES):
             raise QualityModelError(
                 f"{source}: features {data.get('features')} differ from this version's {list(FEATURES)}; "
-                "refit it with `python benchmarks/fit_quality.py`."
+                "refit it with `python -m experiments.uncertainty_quality --records <run.json> --write-model <file>`."
             )
         targets = data.get("targets")
         if not isinstance(targets, dict) or not targets:
@@ -111,6 +125,19 @@ class QualityModel:
                 raise QualityModelError(f"{source}: targets.{name} lacks {lacking}; refit the model.")
         self.data = dict(data)
         self.targets = targets
+        self.bundle = data.get("bundle")
+        self.ignore_sources = tuple(data.get("ignore_sources", ()))
+
+    def unmodelled_reason(self, target: str) -> str | None:
+        """Why ``target`` gets no quality record (``None`` when the model has a regression for it)."""
+        if target in self.targets:
+            return None
+        fitted_for = f" ({self.bundle})" if self.bundle else ""
+        why = dict(self.data.get("not_modelled") or {}).get(target, "it was not among the targets of the fit")
+        return (
+            f"quality model {self.source}{fitted_for} has no regression for {target!r} ({why}); fitted for "
+            f"{sorted(self.targets)}. {target} gets no quality record: refit with --targets including it."
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> QualityModel:
@@ -136,8 +163,13 @@ class QualityModel:
         target: str,
         sources: Mapping[str, torch.Tensor],
         warnings: Sequence[str] = (),
+        strict: bool = False,
     ) -> dict[str, Any] | None:
-        """The quality record of one synthetic volume, or ``None`` when the model has no regression for ``target``.
+        """The quality record of one synthetic volume, or ``None`` when the model has no regression for ``target``
+        (:meth:`unmodelled_reason` says why).
+
+        Raises:
+            QualityModelError: ``strict`` and no regression for ``target`` (the message names the fitted targets).
 
         Returns:
             ``{"PredictedPSNR_dB", "Interval_dB": [low, high], "IntervalLevel", "Flag", "Reasons", "Features",
@@ -145,8 +177,10 @@ class QualityModel:
         """
         entry = self.targets.get(target)
         if entry is None:
+            if strict:
+                raise QualityModelError(self.unmodelled_reason(target))
             return None
-        features = quality_features(uncertainty, sources)
+        features = quality_features(uncertainty, feature_sources(sources, self.ignore_sources))
         values = [features[f] for f in FEATURES]
         predicted = float(entry["intercept"]) + sum(float(c) * v for c, v in zip(entry["coef"], values, strict=True))
         half = float(entry["z"]) * float(entry["residual_std"])

@@ -11,6 +11,10 @@ over the M members: each source alone (decoded from the representation the fused
 sources are still encoded once) and, with ``flips``, the fused prediction of the left-right mirrored inputs
 mirrored back (a second encoding of every source). With a single source the only member besides the fused
 prediction is the mirrored one, so ``flips="auto"`` (default) switches it on exactly then.
+
+With an ``error_model`` (:class:`~monai_seq2seq.inference.error_model.ErrorModel`) the result also carries a
+calibrated map, the expected absolute error per voxel, and that map is what :func:`save_uncertainty` writes; the raw
+spread stays in ``uncertainty`` (the quality model's features are taken from it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from monai_seq2seq.io.nifti_writer import affine_of, save_volume
 
 from ..transforms.slabs import slabs_to_volume
+from .error_model import ErrorModel
 from .quality import QualityModel, quality_line
 from .synthesis import Seq2SeqSynthesizer
 
@@ -55,7 +60,8 @@ class SynthesisUncertainty:
         target: the synthesised sequence.
         sources: the sources that were fused.
         members: what the spread was taken over (source names and :data:`FLIP_MEMBER`).
-        info: the sidecar record (how it was computed).
+        info: the sidecar record (how the written map was computed).
+        calibrated: (T, X, Y, Z) expected absolute error from an error model ([0, 1] units), or ``None``.
     """
 
     target: str
@@ -64,6 +70,12 @@ class SynthesisUncertainty:
     uncertainty: torch.Tensor
     members: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    calibrated: torch.Tensor | None = None
+
+    @property
+    def output_map(self) -> torch.Tensor:
+        """The map written beside the synthetic image: ``calibrated`` when there is one, else ``uncertainty``."""
+        return self.uncertainty if self.calibrated is None else self.calibrated
 
 
 def _use_flips(flips: bool | str, sources: Sequence[str]) -> bool:
@@ -127,12 +139,32 @@ def _fused_and_spread(
     return fused_volume.clamp(0, 1), spread_volume, torch.cat(counts)
 
 
+def _calibrate(result: SynthesisUncertainty, error_model: ErrorModel, sources: Mapping[str, torch.Tensor]) -> None:
+    """Add the error model's expected absolute error to ``result`` and make the sidecar describe it."""
+    if not error_model.covers(result.target):
+        result.info["Map"] = f"raw spread (error model {error_model.source} has no regression for {result.target})"
+        return
+    result.calibrated = error_model.expected_error(result.image, result.uncertainty, result.target, sources)
+    raw = {"RawUncertaintyMethod": result.info.pop("Method"), "RawUncertaintyFormula": result.info.pop("Formula")}
+    result.info.update(
+        Method=(
+            "expected absolute error per voxel: exp of a linear model of log |synthetic - real| on per-voxel features "
+            "(the raw uncertainty and its local means, the synthetic image's intensity, gradient and local standard "
+            "deviation, the sources' local texture), fitted on held-out subjects"
+        ),
+        Formula="clamp(exp(intercept + coef . features + residual_std^2 / 2) - error_eps, 0, 1)",
+        **error_model.sidecar(),
+        **raw,
+    )
+
+
 def synthesize_with_uncertainty(
     synthesizer: Seq2SeqSynthesizer,
     volumes: Mapping[str, torch.Tensor],
     target: str,
     sources: Sequence[str] | None = None,
     flips: bool | str = "auto",
+    error_model: ErrorModel | None = None,
 ) -> SynthesisUncertainty:
     """Synthesise ``target`` from the fused sources and its per-voxel uncertainty, each source encoded once.
 
@@ -143,9 +175,12 @@ def synthesize_with_uncertainty(
         sources: default: every given volume except the target itself.
         flips: add the fused prediction of the left-right mirrored sources as a member (one more encoding of
             every source and one decode); ``"auto"``: only with a single source, whose spread is otherwise 0.
+        error_model: also compute the calibrated map (``calibrated``, the expected absolute error) when the model
+            has a regression for ``target``; the sidecar record then describes that map.
 
     Returns:
-        :class:`SynthesisUncertainty`. Shapes: ``image`` and ``uncertainty`` (T_target, X, Y, Z) on the CPU.
+        :class:`SynthesisUncertainty`. Shapes: ``image``, ``uncertainty`` and ``calibrated`` (T_target, X, Y, Z) on
+        the CPU.
 
     Raises:
         ValueError: no source, an unknown source, or a bad ``flips``.
@@ -180,7 +215,10 @@ def synthesize_with_uncertainty(
         "Formula": "sqrt(1/M sum_m (X'_m - X'_fused)^2)",
         "IntensitySpace": "the synthetic image's [0, 1] intensity units",
     }
-    return SynthesisUncertainty(target, list(sources), image, uncertainty, members, info)
+    result = SynthesisUncertainty(target, list(sources), image, uncertainty, members, info)
+    if error_model is not None:
+        _calibrate(result, error_model, use)
+    return result
 
 
 def save_uncertainty(
@@ -190,7 +228,8 @@ def save_uncertainty(
     extra: Mapping[str, Any] | None = None,
     spec: Any = None,
 ) -> Path:
-    """Write ``result.uncertainty`` as NIfTI with its sidecar (atomic), on the grid of ``reference``.
+    """Write ``result.output_map`` (the calibrated map if any, else the raw uncertainty) as NIfTI with its sidecar
+    (atomic), on the grid of ``reference``.
 
     Args:
         result: from :func:`synthesize_with_uncertainty`.
@@ -200,7 +239,7 @@ def save_uncertainty(
         spec: the target's :class:`~monai_seq2seq.core.protocols.SequenceSpec` (frame axis and values of a 4D map).
     """
     save_volume(
-        result.uncertainty,
+        result.output_map,
         affine_of(reference),
         Path(path),
         description=f"UNCERTAINTY of synthetic {result.target}",
@@ -219,19 +258,30 @@ class UncertaintyEstimator:
         quality_model: a ``quality.json`` (:class:`~monai_seq2seq.inference.quality.QualityModel`) or ``None``: then
             each volume also gets a predicted PSNR with an interval and a flag, printed as one line per volume.
         verbose: print the quality lines (the run's summary).
+        error_model: an error model JSON file (:class:`~monai_seq2seq.inference.error_model.ErrorModel`) or ``None``:
+            then the written uncertainty is the calibrated map (expected absolute error); the quality model still
+            reads the raw spread.
 
     Raises:
         QualityModelError: the quality model file is missing or malformed.
+        ErrorModelError: the error model file is missing or malformed.
     """
 
     def __init__(
-        self, flips: bool | str = "auto", quality_model: str | Path | QualityModel | None = None, verbose: bool = True
+        self,
+        flips: bool | str = "auto",
+        quality_model: str | Path | QualityModel | None = None,
+        verbose: bool = True,
+        error_model: str | Path | ErrorModel | None = None,
     ) -> None:
         _use_flips(flips, ["a"])  # validates
         self.flips = flips
         if quality_model is not None and not isinstance(quality_model, QualityModel):
             quality_model = QualityModel.from_file(quality_model)
         self.quality_model = quality_model
+        if error_model is not None and not isinstance(error_model, ErrorModel):
+            error_model = ErrorModel.from_file(error_model)
+        self.error_model = error_model
         self.verbose = verbose
         self.summary: list[dict[str, Any]] = []
 
@@ -244,7 +294,9 @@ class UncertaintyEstimator:
         warnings: Sequence[str] = (),
     ) -> SynthesisUncertainty:
         """Synthesise ``target`` from ``volumes`` (all used as sources) with its uncertainty and quality record."""
-        result = synthesize_with_uncertainty(synthesizer, volumes, target, flips=self.flips)
+        result = synthesize_with_uncertainty(
+            synthesizer, volumes, target, flips=self.flips, error_model=self.error_model
+        )
         if self.quality_model is not None:
             quality = self.quality_model.predict(result.uncertainty, result.target, volumes, warnings)
             if quality is not None:

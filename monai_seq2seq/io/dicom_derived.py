@@ -336,7 +336,7 @@ def referenced_series_items(items: Sequence[Dataset], sources: Sequence[SourceSe
 def derived_kind(ds: Dataset) -> str | None:
     """What a derived object is, when it is one of this toolkit's outputs or another synthetic series:
     ``"synthetic T1Gd"``, ``"differentiation map of T1Gd"``, ``"differentiation map overlay of T1Gd"``,
-    ``"synthetic image"``; ``None`` for anything else (acquired series, other derived maps).
+    ``"uncertainty of T1Gd"``, ``"synthetic image"``; ``None`` for anything else (acquired series, other derived maps).
 
     The test: ImageType value 1 is ``DERIVED`` and the SeriesDescription ends with ``(monai-seq2seq)`` (this
     toolkit's objects), or the SeriesDescription or DerivationDescription says ``SYNTHETIC``.
@@ -354,6 +354,8 @@ def derived_kind(ds: Dataset) -> str | None:
             return f"synthetic {name}"
         if what == "DIFFMAP":
             return f"differentiation map {'overlay ' if 'overlay' in words else ''}of {name}"
+        if what == "UNCERTAINTY":
+            return f"uncertainty of {name}"
     if "SYNTHETIC" in description.upper() or "SYNTHETIC" in derivation.upper():
         return "synthetic image"
     return None

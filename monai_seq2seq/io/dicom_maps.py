@@ -72,6 +72,23 @@ def _laterality(dataset, source: SourceSeries) -> None:
         dataset.Laterality = source.headers[0].get("Laterality", "")
 
 
+def _frame_images(headers: Sequence, t: int, n_t: int, split: bool) -> Sequence:
+    """Frame ``t``'s share of ``headers`` when ``split`` and they divide into ``n_t`` frames, else all of them."""
+    if not split or n_t < 2 or len(headers) % n_t:
+        return headers
+    size = len(headers) // n_t
+    return headers[t * size : (t + 1) * size]
+
+
+def _derivation_text(dataset, text: str | None) -> None:
+    """Derivation Description (type 3 of the Derivation Image Macro) in each frame's Derivation Image item."""
+    if not text:
+        return
+    for frame in dataset.get("PerFrameFunctionalGroupsSequence", []):
+        for item in frame.get("DerivationImageSequence", []):
+            item.DerivationDescription = text[:1024]
+
+
 def write_parametric_map(
     volume,
     affine,
@@ -88,6 +105,10 @@ def write_parametric_map(
     software_version: str = "",
     created: dt.datetime | None = None,
     overwrite: bool = False,
+    series_description: str | None = None,
+    label: str = "DIFFMAP",
+    derivation_description: str | None = None,
+    split_first_source: bool = False,
 ) -> list[Path]:
     """Write a float map as Parametric Map instances (one per frame) of one new series into ``out_dir``.
 
@@ -106,6 +127,15 @@ def write_parametric_map(
         model_name, software_version: ManufacturerModelName and SoftwareVersions.
         created: series and content date and time (default: now).
         overwrite: replace an existing series folder.
+        series_description: SeriesDescription; ``None``: :func:`map_series_description` (``DIFFMAP <sequence>``).
+        label: the Content Label and the Real World Value Mapping's LUT Label (``DIFFMAP``; another label also
+            gives the series another UID than the differentiation map of the same sources).
+        derivation_description: how the map was computed (1024 characters at most), written as the Derivation
+            Description of each frame's Derivation Image item (where highdicom found its source images);
+            ``None``: none.
+        split_first_source: the first source holds the map's frames, frame-major (a derived series of the same
+            frames and slices, as a synthetic series is written): instance ``t`` takes only frame ``t``'s images of
+            it as source images. ``False``: every instance takes all of them.
 
     Returns:
         The written files, one per frame.
@@ -137,7 +167,7 @@ def write_parametric_map(
     )
     low, high = float(arr.min()), float(arr.max())
     mapping = hd.pm.RealWorldValueMapping(
-        lut_label="DIFFMAP",
+        lut_label=label[:16],
         lut_explanation=description[:64],
         unit=codes.UCUM.NoUnits,
         value_range=(low, high),
@@ -146,11 +176,11 @@ def write_parametric_map(
     )
     width = max(float(np.percentile(arr, 99.5)) - low, 1e-6)
     window = hd.VOILUTTransformation(window_center=low + width / 2, window_width=width, voi_lut_function="LINEAR_EXACT")
-    series_uid = derived_uid(uid_seed, sources[0].uid, sequence, "map")
+    series_uid = derived_uid(uid_seed, sources[0].uid, sequence, "map" if label == "DIFFMAP" else f"map {label}")
     files = []
     for t in range(n_t):
         pm = hd.pm.ParametricMap(
-            source_images=sources[0].headers,
+            source_images=_frame_images(sources[0].headers, t, n_t, split_first_source),
             further_source_images=[ds for s in sources[1:] if s.study_uid == sources[0].study_uid for ds in s.headers],
             pixel_array=np.ascontiguousarray(np.transpose(arr[t], (2, 1, 0))),  # (slices, Rows = Y, Columns = X)
             series_instance_uid=series_uid,
@@ -165,17 +195,18 @@ def write_parametric_map(
             real_world_value_mappings=[mapping],
             voi_lut_transformations=[window],
             content_description=f"{description}{labels[t]}"[:64],
-            content_label="DIFFMAP",
+            content_label=label[:16],
             pixel_measures=measures,
             plane_orientation=hd.PlaneOrientationSequence(patient, geo["orientation"]),
             plane_positions=positions,
-            series_description=map_series_description(sequence),
+            series_description=(series_description or map_series_description(sequence))[:64],
             series_date=created.date(),
             series_time=created.time().replace(microsecond=0),
             content_date=created.date(),
             content_time=created.time().replace(microsecond=0),
         )
         _laterality(pm, sources[0])
+        _derivation_text(pm, derivation_description)
         files.append((f"PM_{t:03d}.dcm", pm))
     return write_series_folder(out_dir, files, overwrite)
 

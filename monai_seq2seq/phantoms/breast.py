@@ -263,14 +263,49 @@ def _t2_for_signal(tissue: Tissue, signal: float, timing) -> float:
     return float(-timing.te / np.log(decay))
 
 
+NORMALISATION_PERCENTILES = (0.5, 99.5)
+"""The bundles' intensity normalisation (paper: one scale for all frames of a sequence, clipped to [0, 1]); the
+mimics are calibrated in this space because it is the one the decisive check scores."""
+
+
+def _normalised_frame_mean(frames: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Mean over frames of ``frames`` (F, N) clipped to [low, high] and scaled to [0, 1]: shape (N,)."""
+    return np.clip((frames - low) / max(high - low, 1e-12), 0.0, 1.0).mean(0)
+
+
+def _solve_mimic_signal(others: np.ndarray, unit: np.ndarray, lesion: np.ndarray, voxels: np.ndarray) -> float:
+    """Signal of a mimic whose normalised mean over frames has the lesion's median.
+
+    Args:
+        others: (F, X, Y, Z) the sequence's frames without the mimic (its signal set to 0), bias included.
+        unit: (F, X, Y, Z) the mimic's contribution per unit of its signal (fraction x bias x frame weight).
+        lesion, voxels: (X, Y, Z) masks of the lesion and of the mimic.
+
+    Returns:
+        The signal (bisection: the mimic's median grows monotonically with it). The normalisation's percentiles
+        are taken over the whole sequence, first without the mimic and then with it at the first solution.
+    """
+    base, per_unit = others[:, voxels], unit[:, voxels]
+    signal = 0.0
+    for _ in range(2):
+        low, high = np.percentile(others + unit * signal, NORMALISATION_PERCENTILES)
+        target = float(np.median(_normalised_frame_mean(others[:, lesion], low, high)))
+        lo, hi = 0.0, 50.0 * (high - low) / max(float(per_unit.max()), 1e-6)
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            below = np.median(_normalised_frame_mean(base + per_unit * mid, low, high)) < target
+            lo, hi = (mid, hi) if below else (lo, mid)
+        signal = 0.5 * (lo + hi)
+    return signal
+
+
 def _calibrate_mimics(fr, enh: Mapping[str, np.ndarray], bvals, bias_dce, bias_dwi) -> dict[str, Tissue]:
     """The breast tissues with the mimics' free parameter solved for this subject.
 
-    The DCE mean over frames and the DWI mean over b-values are linear in a tissue's signal; each mimic's
-    signal is solved (bisection) so that the haematoma's median DCE signal over its label voxels (bias field and
-    partial volume included) equals the lesion's, and likewise the shine-through cyst's median DWI signal: raw
-    intensity then separates lesion and mimic at chance. The haematoma's T1 and the cyst's T2 follow from
-    those signals.
+    Each mimic's signal is solved so that its median over its label voxels of the sequence's normalised mean over
+    frames (:data:`NORMALISATION_PERCENTILES`, clipping included; bias field and partial volume too) equals the
+    lesion's: the haematoma's on DCE, the shine-through cyst's on DWI. Raw normalised intensity then separates
+    lesion and mimic at chance. The haematoma's T1 and the cyst's T2 follow from those signals.
     """
     tissues = dict(BREAST_TISSUES)
     t1w, dwi = BREAST_SEQUENCES["T1"], BREAST_SEQUENCES["DWI"]
@@ -279,23 +314,19 @@ def _calibrate_mimics(fr, enh: Mapping[str, np.ndarray], bvals, bias_dce, bias_d
         voxels = fr[mimic] >= 0.5
         if not (voxels.any() and lesion.any()):
             continue
-        if mimic == "haematoma":  # no enhancement: its mean over frames is its pre-contrast signal
-            weights = {k: 1.0 + float(np.mean(e)) for k, e in enh.items()}
-            sig = {k: v * weights.get(k, 1.0) for k, v in _signals(t1w, fat_sat=False, tissues=tissues).items()}
-            per_unit = 1.0
-        else:
-            att = {k: float(np.mean(ivim_attenuation(bvals, t.adc, t.perfusion_fraction))) for k, t in tissues.items()}
-            sig = {k: v * att[k] for k, v in _signals(dwi, fat_sat=True, tissues=tissues).items()}
-            per_unit = att[mimic]
-        sig[mimic] = 0.0
-        others = partial_volume(fr, sig) * bias
-        target = float(np.median(others[lesion]))
-        base, unit = others[voxels], (fr[mimic] * bias)[voxels] * per_unit
-        lo, hi = 0.0, 4.0 * target / max(float(unit.min()), 1e-3)
-        for _ in range(40):  # the median grows monotonically with the mimic's signal
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if np.median(base + unit * mid) < target else (lo, mid)
-        signal = 0.5 * (lo + hi)
+        if mimic == "haematoma":  # DCE frames; the haematoma does not enhance
+            base = _signals(t1w, fat_sat=False, tissues=tissues)
+            weights = [{k: 1.0 + float(e[f]) for k, e in enh.items()} for f in range(len(next(iter(enh.values()))))]
+            frame_signals = [{k: v * w.get(k, 1.0) for k, v in base.items()} for w in weights]
+            unit_weights = [1.0] * len(weights)
+        else:  # DWI frames; the cyst's diffusion is free
+            base = _signals(dwi, fat_sat=True, tissues=tissues)
+            att = {k: ivim_attenuation(bvals, t.adc, t.perfusion_fraction) for k, t in tissues.items()}
+            frame_signals = [{k: v * float(att[k][i]) for k, v in base.items()} for i in range(len(bvals))]
+            unit_weights = [float(a) for a in att[mimic]]
+        others = np.stack([partial_volume(fr, {**s, mimic: 0.0}) * bias for s in frame_signals])
+        unit = np.stack([fr[mimic] * bias * np.float32(w) for w in unit_weights])
+        signal = _solve_mimic_signal(others, unit, lesion, voxels)
         solve = _t1_for_signal if mimic == "haematoma" else _t2_for_signal
         field = "t1" if mimic == "haematoma" else "t2"
         tissues[mimic] = replace(tissues[mimic], **{field: solve(tissues[mimic], signal, timing)})

@@ -9,13 +9,36 @@ import numpy as np
 
 from monai_seq2seq.core.protocols import Protocol
 from monai_seq2seq.phantoms.subject import PhantomSubject
+from monai_seq2seq.phantoms.tissues import BRAIN_LABELS, BREAST_LABELS, BREAST_MIMICS
 
-__all__ = ["subject_figure", "save_subject_figure"]
+MIMIC_LABELS = {
+    "brain": (BRAIN_LABELS["HEM"],),
+    "breast": tuple(BREAST_LABELS[t] for t in BREAST_MIMICS.values()),
+}
+"""Protocol name -> label values of its phantom's mimics (the default slice shows them beside the planted region)."""
+
+__all__ = ["MIMIC_LABELS", "default_slice", "subject_figure", "save_subject_figure"]
 
 
 def _axial(volume: np.ndarray, z: int) -> np.ndarray:
     """Axial slice for display: rows = anterior (top) to posterior, columns = x (neurological view)."""
     return volume[:, :, z].T[::-1]
+
+
+def default_slice(subject: PhantomSubject, protocol: Protocol) -> int:
+    """Axial slice showing the planted regions and, where one slice can, a mimic beside them.
+
+    The slice maximising ``sqrt(planted voxels x mimic voxels)`` when any slice holds both, else the one with the
+    most planted voxels, else the middle one.
+    """
+    depth = subject.label.shape[2]
+    planted = sum(m.astype(np.int64) for m in subject.unique.values()) if subject.unique else None
+    counts = planted.sum(axis=(0, 1)).astype(float) if planted is not None else np.zeros(depth)
+    mimics = np.isin(subject.label, MIMIC_LABELS.get(protocol.name, ())).sum(axis=(0, 1)).astype(float)
+    both = np.sqrt(counts * mimics)
+    if both.max() > 0:
+        return int(np.argmax(both))
+    return int(np.argmax(counts)) if counts.max() > 0 else depth // 2
 
 
 def _limits(image: np.ndarray, body: np.ndarray) -> tuple[float, float]:
@@ -33,7 +56,7 @@ def subject_figure(subject: PhantomSubject, protocol: Protocol, z: int | None = 
     Args:
         subject: a generated subject.
         protocol: its protocol (sequence order).
-        z: axial slice index; defaults to the slice with the most planted-region voxels (or the middle).
+        z: axial slice index; defaults to :func:`default_slice`.
         title: figure title (default: the subject id).
     """
     import matplotlib
@@ -46,9 +69,7 @@ def subject_figure(subject: PhantomSubject, protocol: Protocol, z: int | None = 
     ref = subject.images[names3d[0]]
     shape = ref.shape
     if z is None:
-        planted = sum(m.astype(np.int64) for m in subject.unique.values()) if subject.unique else None
-        counts = planted.sum(axis=(0, 1)) if planted is not None else np.zeros(shape[2])
-        z = int(np.argmax(counts)) if counts.max() > 0 else shape[2] // 2
+        z = default_slice(subject, protocol)
     body = ref > np.percentile(ref, 99) * 0.1
     body_z = _axial(body, z)
     ncols = max(len(names3d) + 2, *(subject.images[n].shape[0] for n in names4d)) if names4d else len(names3d) + 2

@@ -146,7 +146,7 @@ BREAST_TISSUES = MappingProxyType(
         # mimics, all assumed: a haematoma (T1 set per subject, see BREAST_MIMICS) and a cyst whose long T2
         # shines through on DWI without restricted diffusion
         "haematoma": Tissue(t1=400.0, t2=60.0, pd=0.90, adc=1.4e-3, perfusion_fraction=0.0),
-        "shine_cyst": Tissue(t1=2500.0, t2=85.0, pd=0.95, adc=2.4e-3, perfusion_fraction=0.0),
+        "shine_cyst": Tissue(t1=2500.0, t2=85.0, pd=0.95, adc=1.8e-3, perfusion_fraction=0.0),
     }
 )
 """Breast tissues: T1/T2 (ms) from the spec, PD and perfusion fractions assumed, ADC (mm^2/s) from the spec."""

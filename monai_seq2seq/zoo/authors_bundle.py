@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTHORS_NORMALISE",
+    "FITTED_TO_TEMPLATE_WEIGHTS",
     "authors_network_def",
     "compose_authors_configs",
     "authors_metadata",
@@ -117,10 +118,16 @@ def _rename(value: Any, old: str, new: str) -> Any:
     return value
 
 
+FITTED_TO_TEMPLATE_WEIGHTS = ("quality.json", "uncertainty_calibration.json")
+"""Template configs that are models fitted to the template's own weights (per-case quality, error model): they would
+describe another network wrongly, so an authors' bundle leaves them out (no quality flag, raw uncertainty)."""
+
+
 def compose_authors_configs(
     template: Path, config: AuthorsConfig, name: str, protocol: str = "brain"
 ) -> dict[str, dict[str, Any]]:
-    """``configs/<file>.json`` contents: the template's configs with the authors' network and normalisation.
+    """``configs/<file>.json`` contents: the template's configs with the authors' network and normalisation
+    (without :data:`FITTED_TO_TEMPLATE_WEIGHTS`).
 
     Raises:
         ValueError: the template lacks ``configs/inference.json``.
@@ -131,7 +138,7 @@ def compose_authors_configs(
     template_name = json.loads((configs / "metadata.json").read_text()).get("name", Path(template).name)
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(configs.glob("*.json")):
-        if path.name == "metadata.json":
+        if path.name == "metadata.json" or path.name in FITTED_TO_TEMPLATE_WEIGHTS:
             continue
         content = _rename(json.loads(path.read_text()), template_name, name)
         if "network_def" in content:
