@@ -1,13 +1,15 @@
-"""Small shared utilities: atomic file writes and output-path safety."""
+"""Small shared utilities: atomic file writes, output-path safety and reading fitted JSON models."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_text", "ensure_writable_dir", "refuse_overwrite_inputs"]
+__all__ = ["atomic_write", "atomic_write_text", "ensure_writable_dir", "read_json_model", "refuse_overwrite_inputs"]
 
 
 def ensure_writable_dir(path: str | Path) -> Path:
@@ -83,3 +85,24 @@ def refuse_overwrite_inputs(outputs: Iterable[str | Path], inputs: Iterable[str 
     for out in outputs:
         if Path(out).resolve() in resolved:
             raise ValueError(f"refusing to write {str(out)!r}: it is one of the inputs.")
+
+
+def read_json_model(path: str | Path, error: type[Exception], what: str, missing_fix: str) -> Any:
+    """Parse the JSON file of a fitted model (quality model, error model), naming the file and the fix.
+
+    Args:
+        path: the JSON file.
+        error: the exception type to raise.
+        what: the model in words, e.g. ``"quality model"``.
+        missing_fix: what to do when the file does not exist.
+
+    Raises:
+        error: the file does not exist, or is not JSON.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist: {missing_fix}") from None
+    except ValueError as err:
+        raise error(f"{what} {path} is not JSON ({err}); refit it.") from None

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.files import atomic_write_text
+from ..core.files import atomic_write_text, read_json_model
 
 __all__ = [
     "ERROR_FEATURES",
@@ -206,16 +206,11 @@ class ErrorModel:
         Raises:
             ErrorModelError: missing, not JSON, or malformed (naming the file and what to do).
         """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ErrorModelError(
-                f"error model {path} does not exist: set error_model to a fitted file "
-                "(`python -m experiments.uncertainty_calibration --write-model <file>`) or null."
-            ) from None
-        except ValueError as err:
-            raise ErrorModelError(f"error model {path} is not JSON ({err}); refit it.") from None
+        missing = (
+            "set error_model to a fitted file (`python -m experiments.uncertainty_calibration --write-model <file>`) "
+            "or null."
+        )
+        data = read_json_model(path, ErrorModelError, "error model", missing)
         return cls(data, str(path))
 
     def covers(self, target: str) -> bool:

@@ -24,13 +24,14 @@ bundle's first model) ignore no source.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..core.files import read_json_model
 
 __all__ = [
     "FEATURES",
@@ -146,15 +147,8 @@ class QualityModel:
         Raises:
             QualityModelError: missing or not JSON (naming the file and the config id that points at it).
         """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise QualityModelError(
-                f"quality model {path} does not exist: set --quality_model to a fitted file or null."
-            ) from None
-        except ValueError as err:
-            raise QualityModelError(f"quality model {path} is not JSON ({err}); refit it.") from None
+        missing = "set --quality_model to a fitted file or null."
+        data = read_json_model(path, QualityModelError, "quality model", missing)
         return cls(data, str(path))
 
     def predict(
